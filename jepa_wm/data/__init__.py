@@ -1,0 +1,1 @@
+"""Episode storage (robomimic-layout HDF5) and training clips."""

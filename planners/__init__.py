@@ -1,0 +1,1 @@
+"""Latent MPC planners: CEM, iCEM, MPPI and gradient-based, behind one interface."""

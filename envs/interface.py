@@ -103,3 +103,7 @@ class ManipulationEnv(Protocol):
     def goal_images(self) -> GoalImages:
         """Goal (and sub-goal) images for the current episode; leaves this env's state untouched."""
         ...
+
+    def sim_state(self) -> np.ndarray:
+        """The full simulator state, flattened float64 ``(S,)`` (stored as ``states`` for replay)."""
+        ...

@@ -1,0 +1,60 @@
+"""Pre-norm transformer block (LayerNorm -> RoPE attention, LayerNorm -> GELU MLP).
+
+Module names (``norm1``, ``attn``, ``norm2``, ``mlp.fc1``, ``mlp.fc2``) match V-JEPA 2's
+``Block`` so its state dicts load without renaming.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from jepa_wm.nn.attention import RopeAttention
+from jepa_wm.nn.rope import RopeTable
+
+
+class MLP(nn.Module):
+    """Two-layer perceptron with GELU: (..., D) -> (..., hidden) -> (..., D)."""
+
+    def __init__(self, dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``.
+
+    Args:
+        dim: token width.
+        num_heads: attention heads.
+        mlp_ratio: MLP hidden width over ``dim``; the hidden width is ``int(dim * mlp_ratio)``
+            (ViT-g: 1408 * 48 / 11 = 6144).
+        qkv_bias: bias on the attention's qkv projection.
+        norm_eps: LayerNorm epsilon (1e-6 in V-JEPA 2).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        norm_eps: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = RopeAttention(dim, num_heads, qkv_bias=qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = MLP(dim, int(dim * mlp_ratio))
+
+    def forward(
+        self, x: Tensor, rope: RopeTable | None = None, attn_mask: Tensor | None = None
+    ) -> Tensor:
+        """(B, N, D) -> (B, N, D); ``rope``, ``attn_mask`` as in :meth:`RopeAttention.forward`."""
+        x = x + self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask)  # (B, N, D)
+        return x + self.mlp(self.norm2(x))  # (B, N, D)

@@ -1,0 +1,213 @@
+"""Receding-horizon control: plan, execute the first action(s), shift the plan, re-plan.
+
+Generic over observations and goals: :class:`MPC` takes a planner and a
+``make_cost(obs, goal) -> cost_fn`` callable (for the world model: encode ``obs``, close a
+rollout over its latent, compare with the goal latent; see :mod:`planners.objective`), and
+its goals come from a :class:`~planners.subgoals.SubgoalSchedule`. Nothing here imports a
+simulator or a model.
+
+>>> mpc = MPC(planner, make_cost, MPCConfig(execute_steps=1))
+>>> mpc.reset(SubgoalSchedule([goal]))
+>>> log = mpc.run(obs, env.step, max_steps=50)   # or call mpc.act(obs) in your own loop
+
+The energy that drives the sub-goal threshold is ``energy_fn(obs, goal)`` at each new
+observation when given (for the world model: the latent distance of the encoded observation to
+the goal latent), else the cost of the last plan, i.e. the *predicted* energy at the end of the
+plan, which matches the observation only with horizon-1 plans (as V-JEPA 2-AC plans).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from planners.base import check_positive_int, shift_plan
+from planners.protocols import CostFunction, Planner
+from planners.subgoals import SubgoalSchedule
+
+logger = logging.getLogger(__name__)
+
+Obs = TypeVar("Obs")
+G = TypeVar("G")
+WARM_START_FILLS: tuple[str, ...] = ("default", "last")
+
+
+@dataclass(frozen=True)
+class MPCConfig:
+    """Receding-horizon settings.
+
+    Args:
+        execute_steps: actions executed from each plan before re-planning (``k``, at most
+            the planner's horizon); V-JEPA 2-AC executes 1.
+        warm_start: start each plan from the previous one shifted by ``k`` steps.
+        warm_start_fill: how the shifted plan is padded at the end: ``"default"`` with the
+            action space's default action (with horizon 1 this restarts from it, as the
+            paper), ``"last"`` by repeating the plan's last action.
+    """
+
+    execute_steps: int = 1
+    warm_start: bool = True
+    warm_start_fill: Literal["default", "last"] = "default"
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.execute_steps, "execute_steps")
+        if self.warm_start_fill not in WARM_START_FILLS:
+            raise ValueError(f"warm_start_fill must be one of {WARM_START_FILLS}, got {self.warm_start_fill!r}")
+
+
+@dataclass
+class MPCLog:
+    """What happened in an episode, for plots and JSON.
+
+    Per executed step: ``actions`` (each ``(A,)``), ``goal_indices`` and, with an
+    ``energy_fn``, ``observed_energies`` of the observation the action was chosen at (toward
+    the goal in force before any switch at that step). Per plan: ``plan_steps`` (the step it was made at),
+    ``plan_times_s``, ``energies`` (the plan's cost), ``iterations`` and ``timed_out``.
+    """
+
+    actions: list[np.ndarray] = field(default_factory=list)
+    goal_indices: list[int] = field(default_factory=list)
+    plan_steps: list[int] = field(default_factory=list)
+    plan_times_s: list[float] = field(default_factory=list)
+    energies: list[float] = field(default_factory=list)
+    observed_energies: list[float] = field(default_factory=list)
+    iterations: list[int] = field(default_factory=list)
+    timed_out: list[bool] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready copy (actions as nested lists)."""
+        out = asdict(self)
+        out["actions"] = [a.tolist() for a in self.actions]
+        return out
+
+
+class MPC(Generic[Obs, G]):
+    """Model-predictive control loop around a planner.
+
+    Args:
+        planner: any :class:`~planners.protocols.Planner`.
+        make_cost: ``(obs, goal) -> cost_fn`` for the current observation and goal.
+        config: receding-horizon settings.
+        energy_fn: optional ``(obs, goal) -> float``, the energy of an observation toward a
+            goal, used by the sub-goal threshold and logged per step as ``observed_energies``.
+    """
+
+    def __init__(self, planner: Planner, make_cost: Callable[[Obs, G], CostFunction],
+                 config: MPCConfig = MPCConfig(), energy_fn: Callable[[Obs, G], float] | None = None) -> None:
+        if config.execute_steps > planner.horizon:
+            raise ValueError(f"execute_steps ({config.execute_steps}) must be <= the planner's "
+                             f"horizon ({planner.horizon})")
+        self.planner = planner
+        self.make_cost = make_cost
+        self.config = config
+        self.energy_fn = energy_fn
+        self.log = MPCLog()
+        self._schedule: SubgoalSchedule[G] | None = None
+        self._queue: list[Tensor] = []
+        self._last_plan: Tensor | None = None  # (H, A)
+        self._last_energy: float | None = None
+        self._executed = 0  # actions taken from the last plan
+        self._steps = 0
+
+    def reset(self, schedule: SubgoalSchedule[G], seed: int | None = None) -> None:
+        """Start an episode toward the goals of ``schedule`` (a single goal: ``SubgoalSchedule([g])``)."""
+        if not isinstance(schedule, SubgoalSchedule):
+            raise TypeError(f"schedule must be a SubgoalSchedule, got {type(schedule).__name__}")
+        schedule.reset()
+        self._schedule = schedule
+        self.planner.reset(seed)
+        self.log = MPCLog()
+        self._queue, self._last_plan, self._last_energy = [], None, None
+        self._executed = self._steps = 0
+
+    @property
+    def goal_index(self) -> int:
+        """Index of the goal currently aimed at."""
+        if self._schedule is None:
+            raise RuntimeError("call MPC.reset(schedule) before using the loop")
+        return self._schedule.index
+
+    def _replan(self, obs: Obs) -> None:
+        assert self._schedule is not None
+        init = None
+        if self._last_plan is not None:
+            self.planner.advance(self._executed)
+            if self.config.warm_start:
+                fill = (self.planner.action_space.default_action(self._last_plan.device)
+                        if self.config.warm_start_fill == "default" else None)
+                init = shift_plan(self._last_plan, self._executed, fill)  # (H, A)
+        result = self.planner.plan(self.make_cost(obs, self._schedule.goal), init_mean=init)
+        self._last_plan, self._last_energy, self._executed = result.actions, result.cost, 0
+        self._queue = list(result.actions[: self.config.execute_steps])
+        log = self.log
+        log.plan_steps.append(self._steps)
+        log.plan_times_s.append(result.elapsed_s)
+        log.energies.append(result.cost)
+        log.iterations.append(result.iterations)
+        log.timed_out.append(result.timed_out)
+        logger.debug("step %d goal %d: energy %.5g in %.3f s", self._steps, self._schedule.index,
+                     result.cost, result.elapsed_s)
+
+    def _energy(self, obs: Obs) -> float | None:
+        """Energy toward the current goal at ``obs`` (``energy_fn``, logged), else the last plan's cost."""
+        assert self._schedule is not None
+        if self.energy_fn is None:
+            return self._last_energy
+        energy = float(self.energy_fn(obs, self._schedule.goal))
+        self.log.observed_energies.append(energy)
+        return energy
+
+    def act(self, obs: Obs) -> Tensor:
+        """The next action ``(A,)`` for ``obs``; each call counts as one executed step.
+
+        Re-plans when the actions of the last plan are used up, and moves to the next goal
+        when the schedule says so (then the remaining actions are dropped and the plan is
+        not warm-started, since it aimed at the old goal).
+        """
+        schedule = self._schedule
+        if schedule is None:
+            raise RuntimeError("call MPC.reset(schedule) before MPC.act")
+        energy = self._energy(obs)
+        if self._steps > 0 and schedule.update(energy):
+            logger.info("step %d: switching to goal %d", self._steps, schedule.index)
+            self._queue, self._last_plan = [], None
+            self.planner.reset()
+        if not self._queue:
+            self._replan(obs)
+        action = self._queue.pop(0)
+        self._executed += 1
+        self._steps += 1
+        self.log.actions.append(action.detach().cpu().numpy())
+        self.log.goal_indices.append(schedule.index)
+        return action
+
+    def run(self, obs: Obs, step_fn: Callable[[np.ndarray], tuple[Obs, Any, bool, bool, Any]],
+            max_steps: int, progress: bool = False) -> MPCLog:
+        """Run the loop for up to ``max_steps`` steps from ``obs``.
+
+        Args:
+            obs: the first observation (after ``reset``).
+            step_fn: gymnasium-style ``step(action) -> (obs, reward, terminated, truncated,
+                info)`` taking a float32 numpy action ``(A,)``. Reward and info are ignored
+                (planners must not read privileged information); the loop stops when
+                ``terminated or truncated``.
+            max_steps: most steps to run.
+            progress: show a tqdm progress bar.
+
+        Returns:
+            The episode's :class:`MPCLog` (also at ``self.log``).
+        """
+        check_positive_int(max_steps, "max_steps")
+        for _ in tqdm(range(max_steps), desc="MPC", disable=not progress):
+            action = self.act(obs).detach().to("cpu", torch.float32).numpy()
+            obs, _reward, terminated, truncated, _info = step_fn(action)
+            if terminated or truncated:
+                break
+        return self.log

@@ -1,0 +1,112 @@
+"""The energy a planner minimises with a world model: distance of predicted latents to a goal.
+
+V-JEPA 2-AC's energy is the L1 distance between the predicted latent of the last planned
+frame and the goal latent, averaged over all patch tokens and channels. Here:
+
+* ``distance="l1"`` (default): ``mean |z - g|``; ``"l2"``: ``mean (z - g)**2`` (mean squared
+  error, the L2 cost of the JEPA world-model study and DINO-WM), both over tokens and channels.
+* ``steps="last"`` (default, as the paper): only the prediction after the last action counts;
+  ``"sum"``: the energies of every predicted step are summed.
+
+:class:`LatentGoalCost` wraps a ``rollout(actions) -> predicted latents`` callable and a goal
+latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+Distance = Literal["l1", "l2"]
+Steps = Literal["last", "sum"]
+DISTANCES: tuple[str, ...] = ("l1", "l2")
+STEPS: tuple[str, ...] = ("last", "sum")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """How predictions are compared with the goal.
+
+    Args:
+        distance: ``"l1"`` (mean absolute difference) or ``"l2"`` (mean squared difference).
+        steps: ``"last"`` scores the final predicted step only; ``"sum"`` sums over all steps.
+    """
+
+    distance: Distance = "l1"
+    steps: Steps = "last"
+
+    def __post_init__(self) -> None:
+        if self.distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
+        if self.steps not in STEPS:
+            raise ValueError(f"steps must be one of {STEPS}, got {self.steps!r}")
+
+
+def latent_energy(z_pred: Tensor, z_goal: Tensor, distance: Distance = "l1") -> Tensor:
+    """Distance of each predicted latent to the goal, averaged over tokens and channels.
+
+    Args:
+        z_pred: predicted latents ``(B, N, D)``.
+        z_goal: goal latent ``(N, D)`` (shared by all candidates) or ``(B, N, D)``.
+        distance: ``"l1"`` or ``"l2"`` (mean squared difference).
+
+    Returns:
+        Energies ``(B,)``.
+    """
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+    if z_pred.ndim != 3:
+        raise ValueError(f"z_pred must be (B, N, D), got shape {tuple(z_pred.shape)}")
+    if z_goal.shape not in (z_pred.shape[1:], z_pred.shape):
+        raise ValueError(f"z_goal must be (N, D) = {tuple(z_pred.shape[1:])} or match z_pred "
+                         f"{tuple(z_pred.shape)}, got {tuple(z_goal.shape)}")
+    diff = z_pred - z_goal  # (B, N, D)
+    per_entry = diff.abs() if distance == "l1" else diff.square()
+    return per_entry.mean(dim=(1, 2))  # (B,)
+
+
+class LatentGoalCost:
+    """A :class:`~planners.protocols.CostFunction` from a world-model rollout and a goal latent.
+
+    Args:
+        rollout: ``actions (B, H, A) -> z_pred``, either ``(B, T, N, D)`` (one prediction per
+            step, the last one after the last action) or ``(B, N, D)`` (the final prediction
+            only; needs ``steps="last"``). It closes over the current observation's latent.
+        goal: goal latent ``(N, D)``; its device is where planners create candidates.
+        config: distance and which steps count.
+    """
+
+    def __init__(self, rollout: Callable[[Tensor], Tensor], goal: Tensor,
+                 config: ObjectiveConfig = ObjectiveConfig()) -> None:
+        if not callable(rollout):
+            raise TypeError(f"rollout must be callable actions -> z_pred, got {type(rollout).__name__}")
+        if not isinstance(goal, Tensor) or goal.ndim != 2:
+            raise ValueError(f"goal must be a latent tensor (N, D), got "
+                             f"{tuple(goal.shape) if isinstance(goal, Tensor) else type(goal).__name__}")
+        self.rollout = rollout
+        self.goal = goal
+        self.config = config
+
+    @property
+    def device(self) -> torch.device:
+        """The goal's device: planners create candidate actions there."""
+        return self.goal.device
+
+    def __call__(self, actions: Tensor) -> Tensor:
+        """Energies ``(B,)`` of candidate actions ``(B, H, A)``."""
+        z_pred = self.rollout(actions)
+        batch, distance = actions.shape[0], self.config.distance
+        if z_pred.ndim == 3 and self.config.steps == "last":
+            return latent_energy(z_pred, self.goal, distance)
+        if z_pred.ndim != 4 or z_pred.shape[0] != batch:
+            raise ValueError(f"rollout must return (B, T, N, D) (or (B, N, D) with steps='last') with "
+                             f"B={batch}, got {tuple(z_pred.shape)}")
+        if self.config.steps == "last":
+            return latent_energy(z_pred[:, -1], self.goal, distance)
+        steps = z_pred.shape[1]
+        per_step = latent_energy(z_pred.flatten(0, 1), self.goal, distance)  # (B * T,)
+        return per_step.view(batch, steps).sum(1)  # (B,)

@@ -1,0 +1,115 @@
+"""The MPC loop on a toy 2-D point mass (x_{t+1} = x_t + a_t): it reaches goals and sub-goals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from planners import MPC, ActionSpace, MPCConfig, SubgoalConfig, SubgoalSchedule, available_planners, make_planner
+
+SPACE = ActionSpace(dim=2)  # box [-1, 1] per axis
+
+
+class PointMass:
+    """Gymnasium-style toy env: position (2,), action (2,) clipped to [-1, 1]."""
+
+    def __init__(self, start: tuple[float, float], goal: tuple[float, float], tol: float = 0.05) -> None:
+        self.pos = np.array(start, dtype=np.float32)
+        self.goal = np.array(goal, dtype=np.float32)
+        self.tol = tol
+        self.trajectory = [self.pos.copy()]
+
+    def step(self, action: np.ndarray):
+        assert action.shape == (2,) and action.dtype == np.float32
+        self.pos = self.pos + np.clip(action, -1, 1)
+        self.trajectory.append(self.pos.copy())
+        done = bool(np.linalg.norm(self.pos - self.goal) < self.tol)
+        return self.pos.copy(), -float(np.linalg.norm(self.pos - self.goal)), done, False, {}
+
+
+def make_cost(obs: np.ndarray, goal: torch.Tensor):
+    """Squared distance to the goal summed over the planned positions: (B, H, 2) -> (B,).
+
+    (Summing over steps, like ``steps="sum"`` in the objective, keeps a horizon longer than
+    needed from postponing the move.)"""
+    start = torch.as_tensor(obs)
+
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        return (start + actions.cumsum(dim=1) - goal).square().sum(dim=(1, 2))
+
+    return cost
+
+
+def distance_energy(obs: np.ndarray, goal: torch.Tensor) -> float:
+    """Squared distance of the observed position to the goal."""
+    return float((torch.as_tensor(obs) - goal).square().sum())
+
+
+PLANNER_SETTINGS = {
+    "cem": dict(horizon=3, num_samples=200, iterations=5),
+    "icem": dict(horizon=3, num_samples=100, iterations=4),
+    "mppi": dict(horizon=3, num_samples=200, iterations=5),
+    "gradient": dict(horizon=3, iterations=25, lr=0.2, num_restarts=2),
+}
+
+
+@pytest.mark.parametrize("name", available_planners())
+def test_mpc_reaches_goal(name) -> None:
+    env = PointMass(start=(4.0, -3.0), goal=(0.0, 0.0))
+    planner = make_planner(name, SPACE, seed=0, **PLANNER_SETTINGS[name])
+    mpc = MPC(planner, make_cost, MPCConfig(execute_steps=1))
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    log = mpc.run(env.pos.copy(), env.step, max_steps=15)
+    assert np.linalg.norm(env.pos) < 0.05, env.trajectory
+    assert 4 <= len(log.actions) < 15  # needs at least 4 unit steps, stops once there
+    assert len(log.plan_steps) == len(log.energies) == len(log.plan_times_s) == len(log.actions)
+    assert log.energies[-1] < log.energies[0]
+    assert all(SPACE.contains(torch.as_tensor(a)) for a in log.actions)
+
+
+def test_execute_several_actions_per_plan_and_warm_start() -> None:
+    env = PointMass(start=(3.0, 2.0), goal=(0.0, 0.0))
+    planner = make_planner("cem", SPACE, seed=1, **PLANNER_SETTINGS["cem"])
+    mpc = MPC(planner, make_cost, MPCConfig(execute_steps=2, warm_start=True, warm_start_fill="last"))
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    log = mpc.run(env.pos.copy(), env.step, max_steps=12)
+    assert np.linalg.norm(env.pos) < 0.05
+    assert log.plan_steps == list(range(0, len(log.actions), 2))
+    assert len(log.as_dict()["actions"]) == len(log.actions)
+
+
+def test_subgoals_by_threshold_are_visited_in_order() -> None:
+    env = PointMass(start=(0.0, 0.0), goal=(0.0, -2.0))
+    goals = [torch.tensor([2.0, 2.0]), torch.tensor([0.0, -2.0])]
+    planner = make_planner("cem", SPACE, seed=0, **PLANNER_SETTINGS["cem"])
+    mpc = MPC(planner, make_cost, energy_fn=distance_energy)
+    mpc.reset(SubgoalSchedule(goals, SubgoalConfig(energy_threshold=0.01)))
+    log = mpc.run(env.pos.copy(), env.step, max_steps=20)
+    passed = min(np.linalg.norm(p - np.array([2.0, 2.0])) for p in env.trajectory)
+    assert passed < 0.2  # went through the sub-goal
+    assert np.linalg.norm(env.pos - env.goal) < 0.05  # and ended at the final goal
+    assert log.goal_indices[0] == 0 and log.goal_indices[-1] == 1
+    assert log.goal_indices == sorted(log.goal_indices)
+
+
+def test_subgoals_by_steps() -> None:
+    env = PointMass(start=(0.0, 0.0), goal=(9.0, 9.0))  # never reached: run all steps
+    goals = [torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([-1.0, 0.0])]
+    planner = make_planner("cem", SPACE, seed=0, **PLANNER_SETTINGS["cem"])
+    mpc = MPC(planner, make_cost, MPCConfig(execute_steps=2))
+    mpc.reset(SubgoalSchedule(goals, SubgoalConfig(steps_per_goal=(3, 2))))
+    log = mpc.run(env.pos.copy(), env.step, max_steps=9)
+    assert log.goal_indices == [0, 0, 0, 1, 1, 2, 2, 2, 2]
+    # a switch drops the rest of the plan: re-planned at steps 0, 2, 3 (switch), 5 (switch), 7
+    assert log.plan_steps == [0, 2, 3, 5, 7]
+
+
+def test_mpc_validates_its_use() -> None:
+    planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=20, iterations=1)
+    with pytest.raises(ValueError, match="execute_steps"):
+        MPC(planner, make_cost, MPCConfig(execute_steps=2))
+    with pytest.raises(RuntimeError, match="reset"):
+        MPC(planner, make_cost).act(np.zeros(2, dtype=np.float32))
+    with pytest.raises(ValueError, match="warm_start_fill"):
+        MPCConfig(warm_start_fill="zeros")

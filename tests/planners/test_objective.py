@@ -1,0 +1,70 @@
+"""The latent energy against hand computations, and LatentGoalCost as a planner's cost."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from planners import CEM, ActionSpace, CEMConfig, LatentGoalCost, ObjectiveConfig, latent_energy
+
+
+def test_l1_and_l2_by_hand() -> None:
+    z_pred = torch.tensor([[[1.0, 2.0], [3.0, 4.0]],
+                           [[0.0, 0.0], [0.0, 0.0]]])  # (B=2, N=2, D=2)
+    goal = torch.tensor([[1.0, 0.0], [0.0, 4.0]])  # (N, D)
+    # candidate 0: |diff| = [0, 2, 3, 0] -> mean 5/4; squared [0, 4, 9, 0] -> 13/4
+    # candidate 1: |diff| = [1, 0, 0, 4] -> 5/4;     squared [1, 0, 0, 16] -> 17/4
+    torch.testing.assert_close(latent_energy(z_pred, goal, "l1"), torch.tensor([1.25, 1.25]))
+    torch.testing.assert_close(latent_energy(z_pred, goal, "l2"), torch.tensor([3.25, 4.25]))
+    torch.testing.assert_close(latent_energy(z_pred, z_pred, "l1"), torch.zeros(2))  # per-candidate goal
+
+
+def test_energy_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match=r"z_pred must be \(B, N, D\)"):
+        latent_energy(torch.zeros(2, 3), torch.zeros(3))
+    with pytest.raises(ValueError, match="z_goal"):
+        latent_energy(torch.zeros(2, 3, 4), torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="distance"):
+        latent_energy(torch.zeros(2, 3, 4), torch.zeros(3, 4), "cosine")
+    with pytest.raises(ValueError, match="steps"):
+        ObjectiveConfig(steps="first")
+
+
+def _linear_rollout(actions: torch.Tensor) -> torch.Tensor:
+    """Toy 'world model': the latent after step t is the running sum of actions, one token.
+
+    actions (B, H, A) -> z (B, H, N=1, D=A)."""
+    return actions.cumsum(dim=1)[:, :, None, :]
+
+
+def test_latent_goal_cost_last_vs_sum() -> None:
+    actions = torch.tensor([[[1.0, 0.0], [1.0, 2.0]]])  # (B=1, H=2, A=2): latents (1, 0) then (2, 2)
+    goal = torch.tensor([[2.0, 1.0]])  # (N=1, D=2)
+    last = LatentGoalCost(_linear_rollout, goal)
+    # last step: |(2, 2) - (2, 1)| -> mean(0, 1) = 0.5
+    torch.testing.assert_close(last(actions), torch.tensor([0.5]))
+    summed = LatentGoalCost(_linear_rollout, goal, ObjectiveConfig(distance="l2", steps="sum"))
+    # step 1: (1, 0) - (2, 1) -> mean(1, 1) = 1; step 2: mean(0, 1) = 0.5 -> 1.5
+    torch.testing.assert_close(summed(actions), torch.tensor([1.5]))
+    assert last.device == goal.device
+
+
+def test_latent_goal_cost_accepts_final_only_rollouts() -> None:
+    goal = torch.zeros(1, 2)
+    final_only = LatentGoalCost(lambda a: _linear_rollout(a)[:, -1], goal)
+    actions = torch.ones(3, 2, 2)
+    torch.testing.assert_close(final_only(actions), torch.full((3,), 2.0))
+    with pytest.raises(ValueError, match="rollout must return"):
+        LatentGoalCost(lambda a: _linear_rollout(a)[:, -1], goal, ObjectiveConfig(steps="sum"))(actions)
+    with pytest.raises(ValueError, match="goal must be a latent"):
+        LatentGoalCost(_linear_rollout, torch.zeros(2))
+
+
+def test_planner_reaches_a_latent_goal_through_the_cost() -> None:
+    """CEM only sees LatentGoalCost: it finds actions whose predicted latent hits the goal."""
+    goal = torch.tensor([[0.5, -0.25]])
+    cost = LatentGoalCost(_linear_rollout, goal)
+    planner = CEM(CEMConfig(horizon=2, num_samples=200, iterations=8), ActionSpace(dim=2), seed=0)
+    result = planner.plan(cost)
+    torch.testing.assert_close(result.actions.sum(0), goal[0], atol=0.02, rtol=0)
+    assert result.cost < 0.02

@@ -9,6 +9,7 @@
 from envs._gl import configure_headless_gl
 
 configure_headless_gl()
+import envs.tasks  # noqa: E402,F401  (registers the MuJoCo tasks)
 
 from envs.interface import ACTION_DIM, STATE_DIM, Expert, GoalImages, ManipulationEnv  # noqa: E402
 from envs.registry import TaskSpec, make, register, registered_tasks, task_spec  # noqa: E402
@@ -25,3 +26,4 @@ __all__ = [
     "registered_tasks",
     "task_spec",
 ]
+import envs.robosuite_tasks  # noqa: E402,F401  (registers robosuite tasks; robosuite itself loads lazily)

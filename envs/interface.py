@@ -11,8 +11,9 @@ Conventions (after V-JEPA 2-AC, and matching robosuite's Panda end-effector cont
 * **Observation**: ``{"image": uint8 (H, W, 3) upright, "state": float32 (7,)}``.
   Camera name and size are constructor arguments (``camera=``, ``image_size=``; 64x64 default).
 * **Success** is ``info["is_success"]`` computed from the true simulator state; it is never
-  part of the observation. ``info`` may carry more privileged fields for analysis; planners
-  must not read them.
+  part of the observation. ``info["object_pos"]`` float32 ``(3 * K,)`` holds the true xyz of
+  the task's objects (the manipulated one first; the marker for ``reach``), for probes and
+  analysis. Both come with ``reset`` and ``step``; planners must not read them.
 * ``env.unwrapped.instruction`` is a sentence naming the episode's goal (for language goals).
 """
 

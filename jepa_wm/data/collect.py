@@ -197,9 +197,9 @@ class EpisodeRunner:
         """Episode ``index``: reset with seed ``seed + index``, run the noisy expert to the end."""
         seed, noise = self.config.seed + index, self.config.episode_noise(index)
         env = self.env
-        obs, _ = env.reset(seed=seed)
+        obs, info = env.reset(seed=seed)
         expert = env.unwrapped.make_expert(noise=noise, seed=seed)
-        images, robot_states = [obs["image"]], [obs["state"]]
+        images, robot_states, objects = [obs["image"]], [obs["state"]], [info["object_pos"]]
         actions, rewards, dones, success, sim_states = [], [], [], [], []
         done = False
         while not done:
@@ -209,6 +209,7 @@ class EpisodeRunner:
             done = terminated or truncated
             images.append(obs["image"])
             robot_states.append(obs["state"])
+            objects.append(info["object_pos"])
             actions.append(action)
             rewards.append(reward)
             dones.append(done)
@@ -224,6 +225,7 @@ class EpisodeRunner:
             seed=seed,
             noise=noise,
             instruction=str(env.unwrapped.instruction),
+            objects=np.stack(objects).astype(np.float32),
         )
 
     def run_to_part(self, index: int) -> PartResult:

@@ -34,6 +34,7 @@ DATA = "data"
 META_ATTR = "jepa_wm"  # our JSON attribute on ``data`` (next to robomimic's ``env_args``)
 DEMO_PREFIX = "demo_"
 UNCOMMITTED_PREFIX = "_incoming_"
+OBJECT = "object"  # obs/object: privileged object positions (robomimic key), analysis only
 # Image storage, measured on 64x64 renders of reach / pick_place (2-core CPU): gzip level 1
 # in chunks of 8 frames writes as fast as lzf (~0.1 ms per frame, negligible next to the env
 # step) into files a third smaller (about 5% of the raw size), reads an 8-frame clip in
@@ -75,6 +76,9 @@ class Episode:
         seed: env seed of the episode.
         noise: expert noise level used.
         instruction: the task sentence of the episode.
+        objects: optional float32 ``(N + 1, K)`` privileged object state next to each image
+            (``info["object_pos"]``; stored as robomimic's ``obs/object``, for probes and
+            analysis only, never an input of the world model or the planner).
     """
 
     images: np.ndarray
@@ -87,6 +91,7 @@ class Episode:
     seed: int
     noise: float
     instruction: str
+    objects: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.actions)
@@ -100,9 +105,12 @@ class Episode:
             "dones": ((n,), np.bool_),
             "success": ((n,), np.bool_),
             "sim_states": ((n, None), np.float64),
+            "objects": ((n + 1, None), np.float32),
         }
         for field, (shape, dtype) in expected.items():
             array = getattr(self, field)
+            if array is None and field == "objects":
+                continue
             ok_shape = array.ndim == len(shape) and all(
                 s is None or s == a for s, a in zip(shape, array.shape, strict=True)
             )
@@ -157,6 +165,8 @@ def write_demo(data: h5py.Group, name: str, episode: Episode) -> None:
             compression_opts=IMAGE_COMPRESSION_LEVEL,
         )
         obs.create_dataset("state", data=episode.robot_states[frames])
+        if episode.objects is not None:
+            obs.create_dataset(OBJECT, data=episode.objects[frames])
     demo.attrs["seed"] = episode.seed
     demo.attrs["noise"] = episode.noise
     demo.attrs["success"] = bool(episode.success[-1])
@@ -180,6 +190,7 @@ def read_demo(data: h5py.Group, name: str) -> Episode:
         seed=int(demo.attrs["seed"]),
         noise=float(demo.attrs["noise"]),
         instruction=str(demo.attrs["instruction"]),
+        objects=np.concatenate([obs[OBJECT][:], next_obs[OBJECT][-1:]]) if OBJECT in obs else None,
     )
 
 

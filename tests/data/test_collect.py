@@ -45,6 +45,7 @@ def test_collect_reach_with_two_workers(tmp_path):
         assert 0.05 <= episode.noise <= 0.3
         assert episode.dones.tolist() == [False] * (STEPS - 1) + [True]  # runs to the time limit
         assert np.all(np.abs(episode.actions) <= 1.0)
+        assert episode.objects.shape == (STEPS + 1, 3)  # reach's marker, from info["object_pos"]
         assert episode.images.std() > 0 and not np.array_equal(episode.images[0], episode.images[-1])
     assert not np.array_equal(episodes[0].images[0], episodes[1].images[0])  # seeds differ
     # a worker process recorded exactly what this process replays from the same seed

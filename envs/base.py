@@ -1,0 +1,215 @@
+"""Base class of the MuJoCo tabletop tasks: gymnasium API, rendering, experts, goal images.
+
+A task subclass names its props (``cubes``, ``pads``, ``markers``), its time limit and goal
+phases, and implements three hooks: :meth:`TabletopEnv._reset_task` (place the props from
+``self.np_random``, return the instruction), :meth:`TabletopEnv._is_success` and
+:meth:`TabletopEnv._expert`. Everything else (action integration, observation, rendering,
+seeding, goal images, simulator state) lives here.
+
+Reward is 1.0 on steps where the task is solved, else 0.0. Episodes never terminate (a
+planner gets no privileged stop signal); they are truncated by the registered time limit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from envs.experts import ExpertNoise, ScriptedExpert
+from envs.goals import expert_goal_images
+from envs.interface import ACTION_DIM, DEFAULT_IMAGE_SIZE, STATE_DIM, GoalImages
+from envs.scene import CAMERAS, CONTROL_HZ, TabletopSim, build_scene
+from envs.scene.arm import FINGER_TRAVEL, WORKSPACE_HIGH, WORKSPACE_LOW
+
+log = logging.getLogger(__name__)
+
+START_LOW = np.array([-0.10, -0.10, 0.12])  # m, box the end-effector starts in
+START_HIGH = np.array([0.10, 0.10, 0.20])
+# Bounds of the 7-D state: the workspace with room for servo overshoot, angles, finger opening.
+STATE_LOW = np.concatenate([WORKSPACE_LOW - 0.05, [-np.pi] * 3, [-0.01]]).astype(np.float32)
+STATE_HIGH = np.concatenate([WORKSPACE_HIGH + 0.05, [np.pi] * 3, [2 * FINGER_TRAVEL + 0.01]]).astype(np.float32)
+_OPEN_ENVS: weakref.WeakSet[TabletopEnv] = weakref.WeakSet()
+
+
+def _close_open_envs() -> None:
+    """Free renderers of envs nobody closed while EGL is still alive (no errors at exit)."""
+    for env in list(_OPEN_ENVS):
+        env.close()
+
+
+def _track_for_exit(env: TabletopEnv) -> None:
+    """Close ``env`` at exit unless closed before. The hook is registered after the first
+    renderer exists, so it runs before MuJoCo's own EGL shutdown hook (atexit is LIFO)."""
+    if not _OPEN_ENVS:
+        atexit.unregister(_close_open_envs)
+        atexit.register(_close_open_envs)
+    _OPEN_ENVS.add(env)
+
+
+def sample_separated(
+    rng: np.random.Generator, n: int, half_extent: float, min_dist: float, max_tries: int = 1000
+) -> np.ndarray:
+    """``n`` points ``(n, 2)`` uniform in ``[-half_extent, half_extent]^2``, pairwise >= ``min_dist`` apart."""
+    for _ in range(max_tries):
+        points = rng.uniform(-half_extent, half_extent, size=(n, 2))
+        dists = np.linalg.norm(points[:, None] - points[None], axis=-1) + np.eye(n) * min_dist
+        if dists.min() >= min_dist:
+            return points
+    raise RuntimeError(f"could not place {n} points {min_dist} m apart in +-{half_extent} m")
+
+
+class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
+    """A gantry arm with a parallel gripper over a table, seen by one fixed camera.
+
+    Args:
+        image_size: side of the square camera image in pixels (>= 16).
+        camera: one of ``"front"`` (default), ``"top"``, ``"side"``.
+        render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns the camera image).
+
+    Observation: ``{"image": uint8 (image_size, image_size, 3), "state": float32 (7,)}``;
+    action: float32 ``(7,)`` in ``[-1, 1]`` (see :mod:`envs.interface`).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
+    task_name: ClassVar[str]
+    max_episode_steps: ClassVar[int]
+    cubes: ClassVar[tuple[str, ...]] = ()
+    pads: ClassVar[tuple[str, ...]] = ()
+    markers: ClassVar[tuple[str, ...]] = ()
+    goal_phases: ClassVar[Mapping[str, str]] = {"done": "final"}  # expert phase -> goal name
+
+    def __init__(
+        self, image_size: int = DEFAULT_IMAGE_SIZE, camera: str = "front", render_mode: str | None = None
+    ) -> None:
+        if not isinstance(image_size, (int, np.integer)) or isinstance(image_size, bool) or image_size < 16:
+            raise ValueError(f"image_size must be an int >= 16, got {image_size!r}")
+        if camera not in CAMERAS:
+            raise ValueError(f"unknown camera {camera!r}; expected one of {sorted(CAMERAS)}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.image_size, self.camera, self.render_mode = int(image_size), camera, render_mode
+        self.sim: TabletopSim = build_scene(self.image_size, self.cubes, self.pads, self.markers)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
+        self.observation_space = spaces.Dict(
+            {
+                "image": spaces.Box(0, 255, shape=(self.image_size, self.image_size, 3), dtype=np.uint8),
+                "state": spaces.Box(STATE_LOW, STATE_HIGH, shape=(STATE_DIM,), dtype=np.float32),
+            }
+        )
+        self._renderer: mujoco.Renderer | None = mujoco.Renderer(self.sim.model, self.image_size, self.image_size)
+        self.instruction = ""
+        self._goals: GoalImages | None = None
+        _track_for_exit(self)
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode: arm at a random pose above the table, props placed by the task."""
+        super().reset(seed=seed)
+        self._goals = None
+        self.sim.reset(self.np_random.uniform(START_LOW, START_HIGH))
+        self.instruction = self._reset_task(dict(options or {}))
+        self.sim.forward()
+        return self._observation(), self._info()
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Apply ``action`` (7,) for one control period (0.1 s)."""
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != (ACTION_DIM,) or not np.isfinite(action).all():
+            raise ValueError(f"action must be a finite array of shape ({ACTION_DIM},), got {action!r}")
+        self.sim.step(action)
+        info = self._info()
+        return self._observation(), float(info["is_success"]), False, False, info
+
+    def render(self) -> np.ndarray | None:
+        """The camera image uint8 ``(H, W, 3)`` when ``render_mode == "rgb_array"``, else ``None``."""
+        return self._render(self.sim) if self.render_mode == "rgb_array" else None
+
+    def close(self) -> None:
+        """Free the offscreen renderer (safe to call twice)."""
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+        _OPEN_ENVS.discard(self)
+
+    # ------------------------------------------------------------------ ManipulationEnv
+    def make_expert(self, noise: float = 0.0, seed: int | None = None, correlation: float = 0.5) -> ScriptedExpert:
+        """A scripted expert for the current episode (call after :meth:`reset`).
+
+        Args:
+            noise: standard deviation of the exploration noise in action units (0: clean).
+            seed: seed of the noise generator; ``None`` draws one from ``self.np_random``
+                (only when ``noise > 0``, so clean experts leave the env's generator alone).
+            correlation: lag-one autocorrelation of the noise (AR(1)), in ``[0, 1)``.
+        """
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}")
+        if noise == 0:
+            return self._expert(self.sim, None)
+        if seed is None:
+            seed = int(self.np_random.integers(2**32))
+        return self._expert(self.sim, ExpertNoise(noise, correlation, np.random.default_rng(seed)))
+
+    def goal_images(self) -> GoalImages:
+        """Goal images of the current episode (cached), from the clean expert run in a copy."""
+        if self._goals is None:
+            sim = self.sim.copy()
+            limit = self.spec.max_episode_steps if self.spec and self.spec.max_episode_steps else self.max_episode_steps
+            self._goals, solved = expert_goal_images(
+                sim, self._expert(sim, None), self.goal_phases, self._render, self._is_success, limit
+            )
+            if not solved:
+                log.warning("%s: the expert's final goal image does not show success", self.task_name)
+        return self._goals
+
+    def sim_state(self) -> np.ndarray:
+        """The full simulator state (physics, servo set-points, pad poses), float64 ``(S,)``."""
+        return self.sim.get_state()
+
+    def set_sim_state(self, state: np.ndarray) -> None:
+        """Restore a state from :meth:`sim_state` (same task and episode layout), e.g. for replay."""
+        self.sim.set_state(state)
+        self._goals = None
+
+    # ------------------------------------------------------------------ helpers and hooks
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {"image": self._render(self.sim), "state": self.sim.robot_state()}
+
+    def _info(self) -> dict[str, Any]:
+        """``is_success`` and ``object_pos``: privileged truth for evaluation and probes only."""
+        return {"is_success": self._is_success(self.sim), "object_pos": self._object_positions()}
+
+    def _object_positions(self) -> np.ndarray:
+        """xyz of the cubes (the task's object first) and markers, float32 ``(3 * K,)``."""
+        first = getattr(self, "object", None)
+        cubes = sorted(self.cubes, key=lambda color: color != first)  # stable: keeps scene order
+        positions = [self.sim.cube_pos(c) for c in cubes] + [self.sim.marker_pos(m) for m in self.markers]
+        return np.concatenate(positions).astype(np.float32)
+
+    def _render(self, sim: TabletopSim) -> np.ndarray:
+        if self._renderer is None:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        self._renderer.update_scene(sim.data, camera=self.camera)
+        return self._renderer.render()  # (H, W, 3) uint8, upright
+
+    @abstractmethod
+    def _reset_task(self, options: dict[str, Any]) -> str:
+        """Place the props from ``self.np_random`` (robot already reset); return the instruction."""
+
+    @abstractmethod
+    def _is_success(self, sim: TabletopSim) -> bool:
+        """Whether the task is solved in ``sim`` (the env's own or a copy)."""
+
+    @abstractmethod
+    def _expert(self, sim: TabletopSim, noise: ExpertNoise | None) -> ScriptedExpert:
+        """The scripted expert of this task acting in ``sim``."""

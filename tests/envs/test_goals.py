@@ -1,0 +1,75 @@
+"""Goal images come from the clean expert in a copy of the simulation, and match a real run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import envs
+
+TASKS = envs.registered_tasks(backend="mujoco")
+GOAL_NAMES = {
+    "reach": ("final",),
+    "push": ("final",),
+    "pick_place": ("grasped", "above_target", "final"),
+    "pick_place_multi": ("grasped", "above_target", "final"),
+}
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_goal_images_leave_the_env_untouched(name: str) -> None:
+    env, twin = envs.make(name), envs.make(name)
+    obs, _ = env.reset(seed=4)
+    twin.reset(seed=4)
+    state, rng_state = env.unwrapped.sim_state(), env.unwrapped.np_random.bit_generator.state
+    goals = env.unwrapped.goal_images()
+    assert np.array_equal(env.unwrapped.sim_state(), state)
+    assert env.unwrapped.np_random.bit_generator.state == rng_state
+    assert goals.names == GOAL_NAMES[name]
+    assert goals.states.shape == (len(goals.names), 7) and goals.states.dtype == np.float32
+    assert list(goals.steps) == sorted(goals.steps) and goals.steps[0] > 0
+    for image in goals.images:
+        assert image.shape == obs["image"].shape and image.dtype == np.uint8
+        assert not np.array_equal(image, obs["image"])
+    assert env.unwrapped.goal_images() is goals  # cached for the episode
+    action = env.action_space.sample()
+    after, twin_after = env.step(action)[0], twin.step(action)[0]
+    assert np.array_equal(after["image"], twin_after["image"]) and np.array_equal(after["state"], twin_after["state"])
+    env.reset(seed=5)
+    assert env.unwrapped.goal_images() is not goals
+    env.close()
+    twin.close()
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_goals_are_frames_of_a_successful_expert_run(name: str) -> None:
+    """Running the clean expert in the env itself reproduces each goal frame at its step."""
+    env = envs.make(name)
+    obs, info = env.reset(seed=6)
+    goals = env.unwrapped.goal_images()
+    expert = env.unwrapped.make_expert()
+    frames, states, successes = [obs["image"]], [obs["state"]], [info["is_success"]]
+    for _ in range(goals.steps[-1]):
+        obs, _, _, _, info = env.step(expert.act())
+        frames.append(obs["image"])
+        states.append(obs["state"])
+        successes.append(info["is_success"])
+    for image, step, state in zip(goals.images, goals.steps, goals.states):
+        assert np.array_equal(frames[step], image) and np.array_equal(states[step], state)
+    assert successes[goals.steps[-1]], "the final goal image must show the task solved"
+    if len(goals.names) > 1:  # sub-goals are not solved states
+        assert not any(successes[s] for s in goals.steps[:-1])
+    env.close()
+
+
+def test_pick_place_subgoals_show_the_cube_lifted_then_over_the_pad() -> None:
+    env = envs.make("pick_place")
+    env.reset(seed=2)
+    goals = env.unwrapped.goal_images()
+    grasped, above, final = goals.states
+    assert grasped[6] < 0.06 and above[6] < 0.06  # fingers closed on the 5 cm cube
+    assert grasped[2] > 0.1 and above[2] > 0.1  # lifted
+    pad = env.unwrapped.sim.pad_pos("blue")
+    assert np.linalg.norm(above[:2] - pad[:2]) < 0.02
+    assert final[6] > 0.08  # released
+    env.close()

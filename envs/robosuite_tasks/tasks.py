@@ -21,8 +21,8 @@ class RobosuiteLift(RobosuiteTaskEnv):
     expert_settings = ExpertSettings(lift=0.10)
     goal_phases = {"done": "final"}
 
-    def _object_body(self) -> int:
-        return self._sim_env.cube_body_id
+    def _object_bodies(self) -> tuple[int, ...]:
+        return (self._sim_env.cube_body_id,)
 
     def place_target(self) -> np.ndarray | None:
         return None
@@ -37,8 +37,8 @@ class RobosuiteStack(RobosuiteTaskEnv):
     expert_settings = ExpertSettings(lift=0.10, carry_clearance=0.04, place_clearance=0.01)
     goal_phases = {"carry": "grasped", "place": "above_target", "done": "final"}
 
-    def _object_body(self) -> int:
-        return self._sim_env.cubeA_body_id
+    def _object_bodies(self) -> tuple[int, ...]:
+        return (self._sim_env.cubeA_body_id, self._sim_env.cubeB_body_id)
 
     def place_target(self) -> np.ndarray:
         """The red cube's centre resting on top of the green cube ``(3,)``."""
@@ -58,9 +58,9 @@ class RobosuitePickPlaceCan(RobosuiteTaskEnv):
     )
     goal_phases = {"carry": "grasped", "place": "above_target", "done": "final"}
 
-    def _object_body(self) -> int:
+    def _object_bodies(self) -> tuple[int, ...]:
         env = self._sim_env
-        return env.obj_body_id[env.obj_to_use]
+        return (env.obj_body_id[env.obj_to_use],)
 
     def place_target(self) -> np.ndarray:
         """The can's centre standing in the middle of its target compartment ``(3,)``."""

@@ -101,7 +101,7 @@ class RobosuiteTaskEnv(gym.Env):
             ``table_full_size``, ``reward_shaping``); arguments this wrapper sets are refused.
 
     Subclasses set ``task_name``, ``robosuite_env``, ``instruction``, ``expert_settings`` and
-    ``goal_phases`` and implement :meth:`_object_body` and :meth:`place_target`.
+    ``goal_phases`` and implement :meth:`_object_bodies` and :meth:`place_target`.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 20}
@@ -188,12 +188,12 @@ class RobosuiteTaskEnv(gym.Env):
         self._require_open()
         super().reset(seed=seed)
         self._reset_episode(int(self.np_random.integers(2**63 - 1)))
-        return self._observation(), {"is_success": self._is_success()}
+        return self._observation(), self._info()
 
     def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
         """Apply ``action`` (float ``(7,)`` in [-1, 1]) for one control step."""
         reward = self._apply(action)
-        return self._observation(), reward, False, False, {"is_success": self._is_success()}
+        return self._observation(), reward, False, False, self._info()
 
     def render(self) -> np.ndarray | None:
         """The current camera image, uint8 ``(H, W, 3)`` upright (``None`` without a render mode)."""
@@ -254,11 +254,11 @@ class RobosuiteTaskEnv(gym.Env):
     def object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Position ``(3,)`` and rotation matrix ``(3, 3)`` of the object the task moves."""
         data = self._sim_env.sim.data
-        body = self._object_body()
+        body = self._object_bodies()[0]
         return np.array(data.body_xpos[body]), np.array(data.body_xmat[body]).reshape(3, 3)
 
-    def _object_body(self) -> int:
-        """MuJoCo body id of the object the task moves."""
+    def _object_bodies(self) -> tuple[int, ...]:
+        """MuJoCo body ids of the task's objects, the one the task moves first."""
         raise NotImplementedError
 
     def place_target(self) -> np.ndarray | None:
@@ -321,6 +321,11 @@ class RobosuiteTaskEnv(gym.Env):
 
     def _is_success(self) -> bool:
         return bool(self._sim_env._check_success())
+
+    def _info(self) -> dict[str, Any]:
+        """Privileged fields (not for planners): success and the objects' xyz, float32 ``(3 * K,)``."""
+        positions = self._sim_env.sim.data.body_xpos[list(self._object_bodies())]  # (K, 3)
+        return {"is_success": self._is_success(), "object_pos": positions.astype(np.float32).ravel()}
 
     def _eef_quat_xyzw(self) -> np.ndarray:
         """robosuite's ``robot0_eef_quat``: the hand body's quaternion, (x, y, z, w)."""

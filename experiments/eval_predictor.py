@@ -1,0 +1,73 @@
+"""Open-loop latent prediction error of a trained predictor on held-out episodes.
+
+Reports, for rollouts of 1, 2, 4 and 8 steps from one observed frame, the latent L1 error of
+the predictor, of repeating the last frame's latent, and of the predictor fed another clip's
+actions (see :mod:`jepa_wm.evaluation`). Prints a table and writes JSON.
+
+Examples::
+
+    python experiments/eval_predictor.py                                # runs/train_predictor/tiny
+    python experiments/eval_predictor.py checkpoint=runs/train_predictor/small horizons=[1,2,4]
+    python experiments/eval_predictor.py checkpoint=runs/x/checkpoints/step_00001000.pt \\
+        data.paths=[data/pick_place.hdf5] data.split=all out=results/pick_place_eval.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from jepa_wm.data.latents import LatentClipDataset, open_clips
+from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
+from jepa_wm.evaluation import evaluate_open_loop
+from jepa_wm.world_model import (
+    CHECKPOINT_DIR,
+    find_predictor_checkpoint,
+    load_world_model,
+    read_predictor_checkpoint,
+)
+
+log = logging.getLogger(__name__)
+FROM_TRAINING = ("paths", "frame_skip", "val_fraction", "split_seed", "flip_images")
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="eval_predictor")
+def main(cfg: DictConfig) -> None:
+    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    path = find_predictor_checkpoint(cfg.checkpoint)
+    checkpoint = read_predictor_checkpoint(path)
+    world_model = load_world_model(checkpoint, load_encoder_checkpoint(cfg.encoder).to(device))
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    trained_on = checkpoint["data"]
+    for key in FROM_TRAINING:
+        if data[key] is None:
+            data[key] = trained_on[key]
+    paths, source = data.pop("paths"), data.pop("latents")
+    horizons = tuple(cfg.horizons)
+    dataset = open_clips(paths, world_model.encoder, source=source, clip_len=max(horizons) + 1, **data)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    result = evaluate_open_loop(
+        world_model.predictor, world_model.integration, loader, device=device, horizons=horizons,
+        encoder=None if isinstance(dataset, LatentClipDataset) else world_model.encoder,
+        max_batches=cfg.max_batches,
+    )
+    log.info("open-loop latent L1 of %s (step %d)\n%s", path, checkpoint["step"], result.table())
+    run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+    out = Path(cfg.out) if cfg.out is not None else run_dir / "eval_open_loop.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"checkpoint": str(path), "step": checkpoint["step"], "result": result.to_dict(),
+              "data": {"paths": paths, **data, "clips": len(dataset), "episodes": len(dataset.episodes)},
+              "config": OmegaConf.to_container(cfg, resolve=True)}
+    out.write_text(json.dumps(report, indent=1))
+    log.info("wrote %s", out)
+
+
+if __name__ == "__main__":
+    main()

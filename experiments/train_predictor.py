@@ -1,0 +1,90 @@
+"""Train the action-conditioned predictor on a frozen encoder's latents (resumable).
+
+Examples::
+
+    # CPU default: tiny predictor on the tiny pretrained encoder, cached latents when present
+    python experiments/train_predictor.py
+    # build the latent caches first (once per encoder), then train from them
+    python experiments/train_predictor.py data.latents=build
+    # same command again after an interruption: continues from the newest checkpoint
+    python experiments/train_predictor.py
+    # published predictor size, 8 GPUs, bf16, 3-step rollout loss, longer clips
+    torchrun --nproc_per_node=8 experiments/train_predictor.py predictor=vjepa2_ac \\
+        train.precision=bf16 train.batch_size=32 train.total_steps=94500 train.warmup_steps=4500 \\
+        train.decay_steps=4500 train.rollout_steps=3 data.clip_len=8 train.num_workers=4 \\
+        run_dir=runs/train_predictor/vjepa2_ac
+    # two CPU processes (gloo), e.g. to check the data-parallel path
+    torchrun --nproc_per_node=2 experiments/train_predictor.py device=cpu threads=1
+
+Checkpoints go to ``<run_dir>/checkpoints``; load the world model with
+``jepa_wm.world_model.load_world_model(run_dir, encoder)``; evaluate with
+``experiments/eval_predictor.py checkpoint=<run_dir>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from jepa_wm.data import ClipDataset
+from jepa_wm.data.latents import LatentClipDataset, normalization_stats, open_clips
+from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
+from jepa_wm.encoders.latent_cache import build_latent_cache
+from jepa_wm.predictor_training import PredictorTrainConfig, train_predictor
+from jepa_wm.training import barrier, cleanup_distributed, init_distributed, quiet_non_main_ranks
+from jepa_wm.world_model import encoder_summary
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train_predictor")
+def main(cfg: DictConfig) -> None:
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    context = init_distributed(device=cfg.device)
+    quiet_non_main_ranks(context)
+    try:
+        data = OmegaConf.to_container(cfg.data, resolve=True)
+        paths, source = data.pop("paths"), data.pop("latents")
+        norm_clips, norm_min_std = data.pop("norm_clips"), data.pop("norm_min_std")
+        encoder = load_encoder_checkpoint(cfg.encoder).to(context.device)
+        if source == "build":
+            if context.is_main:
+                for path in paths:
+                    build_latent_cache(path, encoder, flip_images=data["flip_images"])
+            barrier()
+            source = "cache"
+        train_set, val_set = (open_clips(paths, encoder, source=source, split=s, **data) for s in ("train", "val"))
+        from_latents = isinstance(train_set, LatentClipDataset)
+        stats_set = ClipDataset(paths, split="train", **data) if from_latents else train_set  # no latents read
+        stats = normalization_stats(stats_set, max_clips=norm_clips, min_std=norm_min_std, seed=data["split_seed"])
+        summary = {
+            "paths": paths, **data, "source": "latents" if from_latents else "frames",
+            "files": [s.to_dict() for s in train_set.summaries],
+            "train_episodes": len(train_set.episodes), "train_clips": len(train_set),
+            "val_episodes": len(val_set.episodes), "val_clips": len(val_set),
+            "normalization": stats.to_dict(),
+        }
+        log.info("%d training clips (%d episodes), %d validation clips (%d episodes), from %s",
+                 len(train_set), len(train_set.episodes), len(val_set), len(val_set.episodes), summary["source"])
+        result = train_predictor(
+            cfg.run_dir, train_set, val_set,
+            predictor_config=instantiate(cfg.predictor, embed_dim=encoder.embed_dim, grid_hw=encoder.grid_hw),
+            stats=stats, integration=instantiate(cfg.state_integration), encoder_info=encoder_summary(encoder),
+            config=PredictorTrainConfig(**OmegaConf.to_container(cfg.train, resolve=True)), context=context,
+            encoder=None if from_latents else encoder, data_summary=summary, progress=cfg.progress,
+        )
+        if context.is_main:
+            log.info("checkpoint: %s (step %d); last metrics %s", result.checkpoint, result.step,
+                     json.dumps(result.metrics))
+    finally:
+        cleanup_distributed()
+
+
+if __name__ == "__main__":
+    main()

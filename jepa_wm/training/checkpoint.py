@@ -1,0 +1,257 @@
+"""Training checkpoints: atomic save, strict load with clear errors, resume discovery.
+
+A checkpoint is one ``torch.save`` file holding plain containers and tensors only, so it
+loads with ``torch.load(..., weights_only=True)``::
+
+    {
+        "kind": "jepa_wm.training_checkpoint", "version": 1,
+        "step": int,                      # optimisation steps done
+        "models": {name: state_dict},     # e.g. "encoder", "target_encoder", "predictor"
+        "optimizer": state_dict | None,
+        "scheduler": state_dict | None,
+        "rng": {"torch": ByteTensor, "cuda": [ByteTensor, ...], "numpy": {...}, "python": [...]},
+        "config": dict,                   # the run's configuration (plain, JSON-like)
+        "data": dict,                     # summary of the training data
+        "extra": dict,                    # anything else a trainer wants back
+    }
+
+Files are named ``step_<8 digits>.pt`` in a run directory; :func:`latest_checkpoint` finds
+the one with the highest step, so running the same command again resumes.
+Saving writes ``<name>.tmp-<pid>`` in the same directory, flushes it to disk, then
+``os.replace`` s it onto the final name: a crash leaves either the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import random
+import re
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_KIND = "jepa_wm.training_checkpoint"
+CHECKPOINT_VERSION = 1
+_NAME = re.compile(r"^step_(\d{8,})\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint of the expected kind, or does not fit the model."""
+
+
+def checkpoint_name(step: int) -> str:
+    """``step_<step:08d>.pt``."""
+    return f"step_{step:08d}.pt"
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj)`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every random generator a training loop draws from (torch, CUDA, numpy, random)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": [version, list(internal), py_gauss],
+    }
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore generators saved by :func:`rng_state` (CUDA only when available)."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np_state = state["numpy"]
+    np.random.set_state(
+        (
+            np_state["kind"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["gauss"],
+        )
+    )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    step: int,
+    models: Mapping[str, nn.Module],
+    optimizer: Optimizer | None = None,
+    scheduler: LRScheduler | None = None,
+    config: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save a training state atomically (see the module docstring for the contents).
+
+    Args:
+        path: a file, or a directory (the file is then ``<dir>/step_<step>.pt``).
+        step: optimisation steps done so far.
+        models: modules by name; DDP wrappers are unwrapped (their ``module`` is saved).
+        optimizer, scheduler: saved when given.
+        config: the run configuration as plain data (dicts, lists, numbers, strings).
+        data: a summary of the training data (e.g. ``DatasetSummary.to_dict()``).
+        extra: more plain data to hand back on resume.
+
+    Returns:
+        The path written.
+    """
+    if not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be an int >= 0, got {step!r}")
+    path = Path(path)
+    if path.is_dir() or path.suffix != ".pt":
+        path = path / checkpoint_name(step)
+    payload = {
+        "kind": CHECKPOINT_KIND,
+        "version": CHECKPOINT_VERSION,
+        "step": step,
+        "models": {name: unwrap(model).state_dict() for name, model in models.items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": rng_state(),
+        "config": dict(config or {}),
+        "data": dict(data or {}),
+        "extra": dict(extra or {}),
+    }
+    atomic_torch_save(payload, path)
+    logger.info("saved checkpoint %s (step %d)", path, step)
+    return path
+
+
+def torch_load_plain(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``; CheckpointError for anything not such a file.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: not a torch zip file, or it holds more than tensors and plain data.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: not a torch.save zip archive")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {err}") from err
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is not a torch file, or not a training checkpoint of a
+            known version (the message says what it holds instead).
+    """
+    payload = torch_load_plain(path, map_location)
+    if not isinstance(payload, Mapping) or payload.get("kind") != CHECKPOINT_KIND:
+        found = payload.get("kind", sorted(payload)[:8]) if isinstance(payload, Mapping) else type(payload).__name__
+        raise CheckpointError(f"{path} is not a {CHECKPOINT_KIND} file (found {found!r})")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint version {payload.get('version')!r}; "
+            f"this code reads version {CHECKPOINT_VERSION}"
+        )
+    return dict(payload)
+
+
+def restore(
+    checkpoint: Mapping[str, Any],
+    *,
+    models: Mapping[str, nn.Module],
+    optimizer: Optimizer | None = None,
+    scheduler: LRScheduler | None = None,
+    restore_rng: bool = True,
+) -> int:
+    """Load states from a :func:`load_checkpoint` dict into live objects; returns the step.
+
+    Model loading is strict; a missing model name or a mismatching state dict raises a
+    :class:`CheckpointError` naming the model.
+    """
+    saved = checkpoint["models"]
+    for name, model in models.items():
+        if name not in saved:
+            raise CheckpointError(f"checkpoint has no model {name!r}; it holds {sorted(saved)}")
+        try:
+            unwrap(model).load_state_dict(saved[name], strict=True)
+        except RuntimeError as err:
+            raise CheckpointError(f"model {name!r} does not fit the checkpoint: {err}") from err
+    if optimizer is not None:
+        if checkpoint["optimizer"] is None:
+            raise CheckpointError("checkpoint has no optimizer state")
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    if scheduler is not None:
+        if checkpoint["scheduler"] is None:
+            raise CheckpointError("checkpoint has no scheduler state")
+        scheduler.load_state_dict(checkpoint["scheduler"])
+    if restore_rng:
+        set_rng_state(checkpoint["rng"])
+    return int(checkpoint["step"])
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """``step_*.pt`` files of ``directory`` sorted by step (temporary files ignored)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(directory: str | Path) -> Path | None:
+    """The checkpoint with the highest step in ``directory``, or None when there is none."""
+    checkpoints = list_checkpoints(directory)
+    return checkpoints[-1] if checkpoints else None
+
+
+def prune_checkpoints(directory: str | Path, keep_last: int) -> list[Path]:
+    """Delete all but the ``keep_last`` newest checkpoints of ``directory``; returns the deleted."""
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be >= 1, got {keep_last}")
+    stale = list_checkpoints(directory)[:-keep_last]
+    for path in stale:
+        path.unlink()
+    return stale
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel / DataParallel wrapper (else ``model``)."""
+    return model.module if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)) else model

@@ -1,0 +1,87 @@
+"""The shipped configs build their objects; train -> resume -> evaluate end to end on a tiny dataset."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from jepa_wm.data.hdf5 import Episode, demo_name, init_data_group, write_demo
+from jepa_wm.encoders import VisionTransformer, vit_config
+from jepa_wm.encoders.checkpoint import load_encoder_checkpoint, save_encoder_checkpoint
+from jepa_wm.predictor import PREDICTOR_SIZES, PredictorConfig
+from jepa_wm.predictor_training import PredictorTrainConfig
+from jepa_wm.state_integration import StateIntegration
+from jepa_wm.world_model import load_world_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("size", sorted(PREDICTOR_SIZES))
+def test_shipped_configs_build(size):
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(config_name="train_predictor", overrides=[f"predictor={size}"])
+        eval_cfg = compose(config_name="eval_predictor")
+    predictor = instantiate(cfg.predictor, embed_dim=192, grid_hw=(8, 8))
+    assert isinstance(predictor, PredictorConfig) and predictor.predictor_embed_dim == PREDICTOR_SIZES[size][
+        "predictor_embed_dim"]
+    assert isinstance(instantiate(cfg.state_integration), StateIntegration)
+    train = PredictorTrainConfig(**cfg.train)
+    assert train.rollout_steps == 2 and cfg.data.clip_len >= train.rollout_steps + 1
+    assert list(eval_cfg.horizons) == [1, 2, 4, 8]
+
+
+def write_dataset(path: Path, episodes: int = 6, steps: int = 12, size: int = 16) -> None:
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as file:
+        data = init_data_group(file, {"env_name": "test"}, {"task": "test"})
+        for i in range(episodes):
+            write_demo(data, demo_name(i), Episode(
+                images=rng.integers(0, 256, (steps + 1, size, size, 3), dtype=np.uint8),
+                robot_states=rng.normal(size=(steps + 1, 7)).astype(np.float32),
+                actions=rng.uniform(-1, 1, (steps, 7)).astype(np.float32), rewards=np.zeros(steps),
+                dones=np.arange(steps) == steps - 1, success=np.zeros(steps, bool),
+                sim_states=np.zeros((steps, 3)), seed=i, noise=0.0, instruction="test"))
+
+
+def run_script(name: str, *overrides: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``experiments/<name>`` in this process, as ``python experiments/<name> overrides...``."""
+    path = ROOT / "experiments" / name
+    monkeypatch.setattr(sys, "argv", [str(path), *overrides])
+    runpy.run_path(str(path), run_name="__main__")
+
+
+@pytest.mark.slow
+def test_train_resume_and_evaluate_end_to_end(tmp_path, monkeypatch):
+    dataset, encoder_path, run_dir = tmp_path / "demos.hdf5", tmp_path / "encoder.pt", tmp_path / "run"
+    write_dataset(dataset)
+    torch.manual_seed(0)
+    vit = VisionTransformer(vit_config("tiny", img_size=16, embed_dim=24, depth=1, num_heads=2))
+    save_encoder_checkpoint(encoder_path, vit, step=0)
+    common = [f"encoder={encoder_path}", f"data.paths=[{dataset}]", "data.val_fraction=0.34",
+              f"run_dir={run_dir}", "progress=false", "train.batch_size=4", "train.warmup_steps=1",
+              "train.decay_steps=1", "train.checkpoint_every=2", "train.val_every=2", "train.val_batches=1",
+              "train.log_every=1"]
+    run_script("train_predictor.py", *common, "train.total_steps=3", monkeypatch=monkeypatch)  # frames
+    run_script("train_predictor.py", *common, "train.total_steps=4", "data.latents=build",  # resumes at 3
+               monkeypatch=monkeypatch)
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4]
+    checkpoint = torch.load(run_dir / "checkpoints" / "step_00000004.pt", weights_only=True)
+    assert checkpoint["data"]["source"] == "latents" and checkpoint["data"]["val_episodes"] == 2
+    assert load_world_model(run_dir, load_encoder_checkpoint(encoder_path)).config.predictor_embed_dim == 128
+    out = tmp_path / "eval.json"
+    run_script("eval_predictor.py", f"checkpoint={run_dir}", f"encoder={encoder_path}", "horizons=[1,2]",
+               "batch_size=4", f"out={out}", monkeypatch=monkeypatch)
+    report = json.loads(out.read_text())
+    assert report["step"] == 4 and report["result"]["horizons"] == [1, 2]
+    assert report["data"]["split"] == "val" and report["data"]["paths"] == [str(dataset)]
+    assert all(np.isfinite(report["result"][key]).all() for key in ("model", "copy_last", "shuffled_actions"))

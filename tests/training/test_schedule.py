@@ -1,0 +1,67 @@
+"""Warm-up -> constant -> linear decay learning rate at its boundaries, through LambdaLR."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from jepa_wm.training import WarmupConstantDecay, warmup_constant_decay
+
+SCHEDULE = WarmupConstantDecay(peak_lr=1e-3, total_steps=100, warmup_steps=10, decay_steps=20,
+                               start_lr=1e-4, final_lr=0.0)
+
+
+@pytest.mark.parametrize(
+    ("step", "lr"),
+    [
+        (0, 1e-4),  # warm-up starts at start_lr
+        (5, 1e-4 + 0.5 * 9e-4),  # half-way through warm-up
+        (10, 1e-3),  # plateau begins
+        (79, 1e-3),  # last plateau step
+        (80, 1e-3),  # decay starts from the peak
+        (90, 0.5e-3),  # half-way through the decay
+        (100, 0.0),  # final_lr at total_steps
+        (150, 0.0),  # and after
+    ],
+)
+def test_lr_at_phase_boundaries(step: int, lr: float) -> None:
+    assert SCHEDULE.lr_at(step) == pytest.approx(lr, abs=1e-12)
+
+
+def test_vjepa2_ac_numbers() -> None:
+    schedule = WarmupConstantDecay(peak_lr=4.25e-4, total_steps=94_500, warmup_steps=4_500,
+                                   decay_steps=4_500, start_lr=7.5e-5)
+    assert schedule.lr_at(0) == pytest.approx(7.5e-5)
+    assert schedule.lr_at(4_500) == pytest.approx(4.25e-4)
+    assert schedule.lr_at(90_000) == pytest.approx(4.25e-4)
+    assert schedule.lr_at(94_500) == 0.0
+
+
+def test_lambda_lr_follows_the_schedule_and_restores_its_state() -> None:
+    optimizer = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=123.0)
+    scheduler = warmup_constant_decay(optimizer, SCHEDULE)
+    seen = []
+    for _ in range(100):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx([SCHEDULE.lr_at(s) for s in range(100)], abs=1e-12)
+
+    fresh = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=1.0)
+    restored = warmup_constant_decay(fresh, SCHEDULE)
+    fresh.load_state_dict(optimizer.state_dict())  # the current lr lives in the optimizer state
+    restored.load_state_dict(scheduler.state_dict())
+    assert restored.last_epoch == 100 and fresh.param_groups[0]["lr"] == pytest.approx(SCHEDULE.lr_at(100))
+    fresh.step()
+    restored.step()
+    assert fresh.param_groups[0]["lr"] == pytest.approx(SCHEDULE.lr_at(101))
+
+
+def test_invalid_schedules_are_rejected() -> None:
+    with pytest.raises(ValueError, match="must not exceed total_steps"):
+        WarmupConstantDecay(peak_lr=1e-3, total_steps=10, warmup_steps=6, decay_steps=5)
+    with pytest.raises(ValueError, match="peak_lr"):
+        WarmupConstantDecay(peak_lr=0.0, total_steps=10)
+    with pytest.raises(ValueError, match="step must be >= 0"):
+        SCHEDULE.lr_at(-1)

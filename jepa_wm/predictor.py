@@ -27,7 +27,6 @@ Two entry points:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +34,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from jepa_wm.nn import Block, RopeLayout, RopeTable, grid_positions, rope_axis_dim, rope_table
+from jepa_wm.nn import (
+    Block,
+    RopeLayout,
+    RopeTable,
+    grid_positions,
+    init_vjepa_weights,
+    rope_axis_dim,
+    rope_table,
+)
 from jepa_wm.nn.rope import ROPE_LAYOUTS
 
 COND_TOKENS = 2  # action and state tokens in front of each step's patch tokens
@@ -237,21 +244,7 @@ class ACPredictor(nn.Module):
         self.register_buffer("state_std", torch.ones(config.state_dim))
         self.register_buffer("action_mean", torch.zeros(config.action_dim))
         self.register_buffer("action_std", torch.ones(config.action_dim))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """V-JEPA 2 init: truncated normal, zero biases, residual outputs scaled by 1/sqrt(2 l)."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=self.config.init_std)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        with torch.no_grad():
-            for layer_id, block in enumerate(self.predictor_blocks, start=1):
-                block.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
-                block.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
+        init_vjepa_weights(self, self.predictor_blocks, self.config.init_std)
 
     def set_normalization(
         self, state_mean: Tensor, state_std: Tensor, action_mean: Tensor, action_std: Tensor

@@ -9,7 +9,6 @@ so the published encoder state dicts load after stripping their ``module.backbon
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from jepa_wm.nn.blocks import Block
+from jepa_wm.nn.blocks import Block, init_vjepa_weights
 from jepa_wm.nn.rope import ROPE_LAYOUTS, RopeLayout, rope_axis_dim, rope_table, token_positions
 
 
@@ -180,26 +179,11 @@ class VisionTransformer(nn.Module):
             for _ in range(config.depth)
         )
         self.norm = nn.LayerNorm(config.embed_dim, eps=config.norm_eps)
-        self._init_weights()
+        init_vjepa_weights(self, self.blocks, self.config.init_std)
 
     @property
     def embed_dim(self) -> int:
         return self.config.embed_dim
-
-    def _init_weights(self) -> None:
-        """V-JEPA 2 init: truncated normal weights, zero biases, residual outputs / sqrt(2 l)."""
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Conv3d)):
-                nn.init.trunc_normal_(module.weight, std=self.config.init_std)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-        with torch.no_grad():
-            for layer_id, block in enumerate(self.blocks, start=1):
-                block.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
-                block.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
 
     def forward(self, x: Tensor, masks: Tensor | Sequence[Tensor] | None = None) -> Tensor:
         """Encode a video clip.

@@ -6,6 +6,10 @@ Module names (``norm1``, ``attn``, ``norm2``, ``mlp.fc1``, ``mlp.fc2``) match V-
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
+import torch
 from torch import Tensor, nn
 
 from jepa_wm.nn.attention import RopeAttention
@@ -58,3 +62,24 @@ class Block(nn.Module):
         """(B, N, D) -> (B, N, D); ``rope``, ``attn_mask`` as in :meth:`RopeAttention.forward`."""
         x = x + self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask)  # (B, N, D)
         return x + self.mlp(self.norm2(x))  # (B, N, D)
+
+
+def init_vjepa_weights(model: nn.Module, blocks: Iterable[Block], std: float) -> None:
+    """V-JEPA 2 initialisation of ``model`` in place.
+
+    Linear and Conv3d weights: truncated normal with ``std``; biases zero; LayerNorms one and
+    zero; then each block's residual output projections (``attn.proj``, ``mlp.fc2``) are
+    divided by ``sqrt(2 l)`` for block ``l = 1, 2, ...``. Other parameters (mask tokens) stay.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv3d)):
+            nn.init.trunc_normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm) and module.elementwise_affine:
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    with torch.no_grad():
+        for layer_id, block in enumerate(blocks, start=1):
+            block.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
+            block.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))

@@ -9,13 +9,12 @@ at the target positions are normed and projected back to the encoder width.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from jepa_wm.nn.blocks import Block
+from jepa_wm.nn.blocks import Block, init_vjepa_weights
 from jepa_wm.nn.rope import ROPE_LAYOUTS, RopeLayout, rope_axis_dim, rope_table, token_positions
 
 
@@ -80,18 +79,7 @@ class MaskedPredictor(nn.Module):
         )
         self.predictor_norm = nn.LayerNorm(dim, eps=1e-6)
         self.predictor_proj = nn.Linear(dim, config.embed_dim)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """Truncated-normal linear weights, zero biases, residual outputs / sqrt(2 l); mask tokens stay 0."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=self.config.init_std)
-                nn.init.zeros_(module.bias)
-        with torch.no_grad():
-            for layer_id, block in enumerate(self.predictor_blocks, start=1):
-                block.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
-                block.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
+        init_vjepa_weights(self, self.predictor_blocks, self.config.init_std)
 
     def forward(
         self,

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from jepa_wm.data.hdf5 import DATA, Episode, demo_name, init_data_group, write_demo
+from jepa_wm.data.hdf5 import DATA, demo_name, init_data_group, write_demo
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer, vit_config
+from tests.helpers import random_episode
 from jepa_wm.encoders.latent_cache import (
     StaleCacheError,
     build_latent_cache,
@@ -17,20 +18,6 @@ from jepa_wm.encoders.latent_cache import (
 SIZE = 16  # 16x16 images, patch 8 -> 4 tokens per frame
 
 
-def episode(n: int, seed: int) -> Episode:
-    rng = np.random.default_rng(seed)
-    return Episode(
-        images=rng.integers(0, 256, size=(n + 1, SIZE, SIZE, 3), dtype=np.uint8),
-        robot_states=rng.normal(size=(n + 1, 7)).astype(np.float32),
-        actions=rng.uniform(-1, 1, size=(n, 7)).astype(np.float32),
-        rewards=np.zeros(n),
-        dones=np.arange(n) == n - 1,
-        success=np.zeros(n, dtype=bool),
-        sim_states=np.zeros((n, 3)),
-        seed=seed,
-        noise=0.0,
-        instruction="test",
-    )
 
 
 def add_demos(path, lengths, start=0):
@@ -41,7 +28,7 @@ def add_demos(path, lengths, start=0):
             else init_data_group(file, {"env_name": "test"}, {"task": "test"})
         )
         for i, n in enumerate(lengths, start=start):
-            write_demo(data, demo_name(i), episode(n, seed=i))
+            write_demo(data, demo_name(i), random_episode(n, seed=i, size=SIZE))
 
 
 def make_encoder(seed: int) -> FrozenEncoder:
@@ -61,7 +48,7 @@ def test_cache_holds_every_frame_latent(dataset):
     cache = build_latent_cache(dataset, encoder)
     assert cache == latent_cache_path(dataset, encoder.fingerprint())
     assert cache.name == f"demos.latents.{encoder.fingerprint()}.hdf5"
-    frames = torch.from_numpy(episode(6, seed=1).images).permute(0, 3, 1, 2)  # (7, 3, H, W)
+    frames = torch.from_numpy(random_episode(6, seed=1, size=SIZE).images).permute(0, 3, 1, 2)  # (7, 3, H, W)
     with h5py.File(cache, "r") as file:
         latents = file["data/demo_1/latents"][:]
         assert sorted(file[DATA]) == ["demo_0", "demo_1", "demo_2"]

@@ -8,28 +8,15 @@ import pytest
 import torch
 
 from jepa_wm.data.clips import ClipDataset
-from jepa_wm.data.hdf5 import DATA, Episode, demo_name, init_data_group, write_demo
+from jepa_wm.data.hdf5 import DATA, demo_name, init_data_group, write_demo
 from jepa_wm.data.latents import LatentClipDataset, normalization_stats
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer, vit_config
+from tests.helpers import random_episode
 from jepa_wm.encoders.latent_cache import StaleCacheError, build_latent_cache
 
 SIZE = 16
 
 
-def episode(n: int, seed: int) -> Episode:
-    rng = np.random.default_rng(seed)
-    return Episode(
-        images=rng.integers(0, 256, size=(n + 1, SIZE, SIZE, 3), dtype=np.uint8),
-        robot_states=rng.normal(size=(n + 1, 7)).astype(np.float32),
-        actions=rng.uniform(-1, 1, size=(n, 7)).astype(np.float32),
-        rewards=np.zeros(n),
-        dones=np.arange(n) == n - 1,
-        success=np.zeros(n, dtype=bool),
-        sim_states=np.zeros((n, 3)),
-        seed=seed,
-        noise=0.0,
-        instruction="test",
-    )
 
 
 @pytest.fixture
@@ -38,7 +25,7 @@ def dataset_and_cache(tmp_path):
     with h5py.File(path, "w") as file:
         data = init_data_group(file, {"env_name": "test"}, {"task": "test"})
         for i, n in enumerate([7, 9, 6, 8]):
-            write_demo(data, demo_name(i), episode(n, seed=i))
+            write_demo(data, demo_name(i), random_episode(n, seed=i, size=SIZE))
     torch.manual_seed(0)
     config = vit_config("tiny", img_size=SIZE, embed_dim=24, depth=1, num_heads=2)
     encoder = FrozenEncoder(VisionTransformer(config))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import runpy
-import sys
 from pathlib import Path
 
 import h5py
@@ -21,8 +19,8 @@ from jepa_wm.predictor import PREDICTOR_SIZES, PredictorConfig
 from jepa_wm.predictor_training import PredictorTrainConfig
 from jepa_wm.state_integration import StateIntegration
 from jepa_wm.world_model import load_world_model
+from tests.helpers import ROOT, run_script
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("size", sorted(PREDICTOR_SIZES))
@@ -51,12 +49,6 @@ def write_dataset(path: Path, episodes: int = 6, steps: int = 12, size: int = 16
                 dones=np.arange(steps) == steps - 1, success=np.zeros(steps, bool),
                 sim_states=np.zeros((steps, 3)), seed=i, noise=0.0, instruction="test"))
 
-
-def run_script(name: str, *overrides: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run ``experiments/<name>`` in this process, as ``python experiments/<name> overrides...``."""
-    path = ROOT / "experiments" / name
-    monkeypatch.setattr(sys, "argv", [str(path), *overrides])
-    runpy.run_path(str(path), run_name="__main__")
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ from jepa_wm.predictor import ACPredictor, PredictorConfig
 from jepa_wm.protocols import LatentWorldModel
 from jepa_wm.state_integration import StateIntegration
 from jepa_wm.training import save_checkpoint
-from jepa_wm.world_model import WorldModel, encoder_summary, load_world_model, predictor_meta
+from jepa_wm.world_model import WorldModel, load_world_model
+from tests.helpers import save_predictor_checkpoint
 
 IMG = 16  # patch 8 -> 2 x 2 tokens of width 24
 
@@ -105,15 +106,9 @@ def test_rollout_is_differentiable_in_the_actions(world_model):
     assert all(p.grad is None for p in world_model.parameters())
 
 
-def save_predictor(tmp_path, world_model: WorldModel, **meta_overrides):
-    meta = predictor_meta(world_model.predictor, world_model.integration, encoder_summary(world_model.encoder))
-    meta.update(meta_overrides)
-    return save_checkpoint(tmp_path / "run", step=7, models={"ac_predictor": world_model.predictor},
-                           extra={"ac_predictor": meta})
-
 
 def test_checkpoint_round_trip(tmp_path, world_model):
-    save_predictor(tmp_path, world_model)
+    save_predictor_checkpoint(tmp_path / "run", world_model)
     loaded = load_world_model(tmp_path / "run", world_model.encoder)  # run dir -> latest checkpoint
     assert loaded.integration == world_model.integration
     assert loaded.config == world_model.config
@@ -125,7 +120,7 @@ def test_checkpoint_round_trip(tmp_path, world_model):
 
 
 def test_loader_refuses_mismatches(tmp_path, world_model):
-    path = save_predictor(tmp_path, world_model)
+    path = save_predictor_checkpoint(tmp_path / "run", world_model)
     with pytest.raises(ValueError, match="embed_dim=24"):
         load_world_model(path, make_encoder(embed_dim=36))
     with pytest.raises(ValueError, match="grid_hw"):

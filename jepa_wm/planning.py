@@ -1,0 +1,313 @@
+"""Latent MPC episodes toward goal images: the world model's energy wired into :class:`planners.MPC`.
+
+Per episode (:func:`run_episode`): reset the env with a held-out seed, take its goal images
+(sub-goals first, the final goal last), encode them once, then loop until the time limit:
+encode the current observation, plan with the cost "latent energy of the predicted frame vs the
+current goal latent" (:class:`WorldModelCosts`), execute the first action, re-plan. Success is
+read from ``info["is_success"]`` only after the last step: the planner never sees it and the
+episode never stops early on success.
+
+>>> world_model = load_planning_world_model("runs/pretrain_encoder/tiny/encoder.pt",
+...                                         "runs/train_predictor/tiny", image_size=64)
+>>> result = run_episode(env, world_model, planner, EpisodeConfig(), seed=HELD_OUT_SEED_START)
+>>> summarize([result])["success_rate"]
+
+:func:`write_episode_video` and :func:`plot_energies` turn results into files a person can open.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from envs.interface import ACTION_DIM, GoalImages
+from jepa_wm.data.collect import HELD_OUT_SEED_START
+from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
+from jepa_wm.world_model import WorldModel, find_predictor_checkpoint, load_world_model
+from planners import MPC, LatentGoalCost, MPCConfig, ObjectiveConfig, SubgoalConfig, SubgoalSchedule, latent_energy
+from planners.protocols import Planner
+
+logger = logging.getLogger(__name__)
+
+TRAIN_HINT = ("train one with `python experiments/pretrain_encoder.py` (encoder) and then "
+              "`python experiments/train_predictor.py encoder=<encoder.pt> run_dir=<run dir>` (predictor)")
+
+
+@dataclass(frozen=True)
+class EpisodeConfig:
+    """How one planning episode runs.
+
+    Args:
+        objective: distance and steps of the latent energy.
+        mpc: receding-horizon settings.
+        steps_per_goal: steps spent on each sub-goal; ``None`` derives them from the env's
+            :attr:`GoalImages.steps` hint (the expert's steps between captures) times
+            ``hint_scale``, the way V-JEPA 2-AC's 4, 10, 4 fit its episodes.
+        hint_scale: how much slower than the clean expert the planner is allowed to be.
+        energy_threshold: also switch sub-goals once the observed energy falls below this.
+        max_steps: steps per episode; ``None`` runs until the env's time limit.
+    """
+
+    objective: ObjectiveConfig = ObjectiveConfig()
+    mpc: MPCConfig = MPCConfig()
+    steps_per_goal: Sequence[int] | None = None
+    hint_scale: float = 2.0
+    energy_threshold: float | None = None
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.hint_scale > 0:
+            raise ValueError(f"hint_scale must be positive, got {self.hint_scale}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps <= 0):
+            raise ValueError(f"max_steps must be a positive int or None, got {self.max_steps!r}")
+        if self.steps_per_goal is not None:
+            object.__setattr__(self, "steps_per_goal", tuple(int(s) for s in self.steps_per_goal))
+
+
+@dataclass
+class EpisodeResult:
+    """One episode: ``success`` from the env after the last step, per-step timings and energies.
+
+    ``frames`` are the observations ``(steps + 1)`` x uint8 ``(H, W, 3)`` and ``goal_images``
+    the episode's goals, for videos; they are left out of :meth:`as_dict`.
+    """
+
+    seed: int
+    success: bool
+    steps: int
+    goal_names: tuple[str, ...]
+    steps_per_goal: tuple[int, ...] | None
+    time_per_action_s: list[float]  # wall time of each action: encode the observation + plan
+    mpc: dict[str, Any]  # planners.MPCLog.as_dict()
+    frames: list[np.ndarray] = field(default_factory=list, repr=False)
+    goal_images: tuple[np.ndarray, ...] = field(default=(), repr=False)
+
+    @property
+    def median_time_per_action_s(self) -> float:
+        return float(np.median(self.time_per_action_s))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record (no images)."""
+        return {
+            "seed": self.seed, "success": self.success, "steps": self.steps,
+            "goal_names": list(self.goal_names),
+            "steps_per_goal": None if self.steps_per_goal is None else list(self.steps_per_goal),
+            "median_time_per_action_s": self.median_time_per_action_s, "time_per_action_s": self.time_per_action_s,
+            "mpc": self.mpc,
+        }
+
+
+# ---------------------------------------------------------------------- loading
+def load_planning_world_model(
+    encoder_path: str | Path, predictor_path: str | Path, *, image_size: int, action_dim: int = ACTION_DIM,
+    device: torch.device | str = "cpu", check_fingerprint: bool = True,
+) -> WorldModel:
+    """The world model for planning in a task with ``image_size`` x ``image_size`` observations.
+
+    Raises:
+        FileNotFoundError: a checkpoint is missing (the message says how to train one).
+        ValueError: the checkpoints do not fit each other or the task (action size, image size,
+            encoder width, tokens per frame, encoder weights).
+    """
+    encoder_path = Path(encoder_path)
+    if not encoder_path.is_file():
+        raise FileNotFoundError(f"encoder checkpoint {encoder_path} not found: expected the encoder.pt "
+                                f"written at the end of encoder pretraining; {TRAIN_HINT}")
+    try:
+        predictor_file = find_predictor_checkpoint(predictor_path)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"predictor checkpoint not found: {err}; {TRAIN_HINT}") from err
+    if not predictor_file.is_file():
+        raise FileNotFoundError(f"predictor checkpoint {predictor_file} not found: expected a training run "
+                                f"directory or one of its step_*.pt files; {TRAIN_HINT}")
+    encoder = load_encoder_checkpoint(encoder_path).to(device)
+    if tuple(encoder.img_hw) != (image_size, image_size):
+        raise ValueError(f"the task renders {image_size}x{image_size} images, the encoder {encoder_path} "
+                         f"expects {tuple(encoder.img_hw)}: set task.image_size={encoder.img_hw[0]} or use an "
+                         f"encoder pretrained at {image_size}x{image_size}")
+    try:
+        return load_world_model(predictor_file, encoder, action_dim=action_dim, check_fingerprint=check_fingerprint)
+    except ValueError as err:
+        raise ValueError(f"the world model does not fit this task or encoder: {err}") from err
+
+
+def image_tensor(image: np.ndarray) -> Tensor:
+    """An env image uint8 ``(H, W, 3)`` -> ``(3, H, W)``."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+
+
+def encode_goals(world_model: WorldModel, goals: GoalImages) -> Tensor:
+    """Goal latents ``(G, N, D)`` of the goal images, in order (sub-goals first, final last).
+
+    Raises:
+        ValueError: a goal image is not the encoder's size (``(H, W, 3)`` uint8 expected).
+    """
+    expected = (*world_model.encoder.img_hw, 3)
+    for name, image in zip(goals.names, goals.images, strict=True):
+        if image.shape != expected or image.dtype != np.uint8:
+            raise ValueError(f"goal image {name!r} must be uint8 {expected} (the encoder's size), "
+                             f"got {image.dtype} {image.shape}; render goals at the observation size")
+    images = torch.stack([image_tensor(image) for image in goals.images])  # (G, 3, H, W)
+    with torch.no_grad():
+        return world_model.encode(images)  # (G, N, D)
+
+
+def subgoal_config(goals: GoalImages, config: EpisodeConfig) -> SubgoalConfig:
+    """When to move between ``goals``: ``config.steps_per_goal`` when set, else the expert's steps
+    between goal captures (``goals.steps`` are cumulative) times ``config.hint_scale``."""
+    steps = config.steps_per_goal
+    if steps is None and len(goals.names) > 1:
+        gaps = np.diff(np.asarray(goals.steps), prepend=0)[:-1]  # expert steps spent on each sub-goal
+        steps = tuple(max(1, round(config.hint_scale * int(g))) for g in gaps)
+    return SubgoalConfig(steps_per_goal=steps if len(goals.names) > 1 else None,
+                         energy_threshold=config.energy_threshold)
+
+
+# ---------------------------------------------------------------------- cost
+class WorldModelCosts:
+    """``make_cost`` and ``energy_fn`` for :class:`planners.MPC` from a world model.
+
+    Observations are env dicts ``{"image": (H, W, 3) uint8, "state": (7,)}``, goals latents
+    ``(N, D)``. The latest observation's latent is kept, so the energy and the cost of one step
+    encode it once.
+    """
+
+    def __init__(self, world_model: WorldModel, objective: ObjectiveConfig = ObjectiveConfig()) -> None:
+        self.world_model = world_model
+        self.objective = objective
+        self._last: tuple[np.ndarray, Tensor] | None = None
+
+    def latent(self, obs: Mapping[str, np.ndarray]) -> Tensor:
+        """The observation's latent ``(N, D)``."""
+        image = obs["image"]
+        if self._last is None or self._last[0] is not image:
+            with torch.no_grad():
+                self._last = (image, self.world_model.encode(image_tensor(image)))  # (N, D)
+        return self._last[1]
+
+    def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor) -> LatentGoalCost:
+        """Cost of candidate actions ``(B, H, 7)``: energy of their rollout from ``obs`` vs ``goal``."""
+        z = self.latent(obs)[None]  # (1, N, D)
+        state = torch.as_tensor(obs["state"], dtype=torch.float32, device=z.device)[None]  # (1, 7)
+        return LatentGoalCost(lambda actions: self.world_model.rollout(z, state, actions), goal, self.objective)
+
+    def energy(self, obs: Mapping[str, np.ndarray], goal: Tensor) -> float:
+        """Energy of the observation itself toward ``goal``."""
+        return float(latent_energy(self.latent(obs)[None], goal, self.objective.distance))
+
+
+# ---------------------------------------------------------------------- episodes
+def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config: EpisodeConfig,
+                seed: int, *, keep_frames: bool = True, progress: bool = False) -> EpisodeResult:
+    """One MPC episode of ``env`` from ``reset(seed=seed)`` toward the env's goal images.
+
+    Args:
+        env: a task from :func:`envs.make` (time-limited).
+        world_model: encoder + predictor for this task's images and actions.
+        planner: any planner over 7-D actions.
+        config: objective, MPC, sub-goal and length settings.
+        seed: a held-out seed (``>= HELD_OUT_SEED_START``); also seeds the planner.
+        keep_frames: keep observations and goal images for videos.
+        progress: tqdm bar over the steps.
+    """
+    if seed < HELD_OUT_SEED_START:
+        raise ValueError(f"planning seeds must be held out (>= {HELD_OUT_SEED_START}), got {seed}: "
+                         f"lower seeds are training episodes")
+    obs, info = env.reset(seed=seed)
+    goals = env.unwrapped.goal_images()
+    costs = WorldModelCosts(world_model, config.objective)
+    schedule_config = subgoal_config(goals, config)
+    schedule = SubgoalSchedule(list(encode_goals(world_model, goals)), schedule_config)  # G x (N, D)
+    mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy)
+    mpc.reset(schedule, seed=seed)
+    limit = config.max_steps or env.spec.max_episode_steps
+    frames, step_times = ([obs["image"]] if keep_frames else []), []
+    for _ in tqdm(range(limit), desc=f"episode {seed}", disable=not progress):
+        start = time.perf_counter()
+        action = mpc.act(obs).detach().to("cpu", torch.float32).numpy()
+        step_times.append(time.perf_counter() - start)
+        obs, _reward, terminated, truncated, info = env.step(action)
+        if keep_frames:
+            frames.append(obs["image"])
+        if terminated or truncated:
+            break
+    success = bool(info["is_success"])  # read once, after the episode
+    logger.info("seed %d: success %s after %d steps, median %.3f s per action", seed, success,
+                len(step_times), float(np.median(step_times)))
+    return EpisodeResult(
+        seed=seed, success=success, steps=len(step_times), goal_names=goals.names,
+        steps_per_goal=schedule_config.steps_per_goal, time_per_action_s=step_times, mpc=mpc.log.as_dict(),
+        frames=frames if keep_frames else [], goal_images=goals.images if keep_frames else (),
+    )
+
+
+def summarize(results: Sequence[EpisodeResult]) -> dict[str, Any]:
+    """Success rate and the median / 95th percentile of the time per action over all steps."""
+    if not results:
+        raise ValueError("summarize needs at least one episode result")
+    times = np.concatenate([r.time_per_action_s for r in results])
+    return {
+        "episodes": len(results),
+        "success_rate": float(np.mean([r.success for r in results])),
+        "median_time_per_action_s": float(np.median(times)),
+        "p95_time_per_action_s": float(np.percentile(times, 95)),
+    }
+
+
+# ---------------------------------------------------------------------- files
+def _upscale(image: np.ndarray, scale: int) -> np.ndarray:
+    return image.repeat(scale, axis=0).repeat(scale, axis=1)  # (H * s, W * s, 3)
+
+
+def write_episode_video(path: str | Path, result: EpisodeResult, *, scale: int = 4, fps: int = 10) -> Path:
+    """An mp4 with, side by side, the observation, the current sub-goal and the final goal.
+
+    Needs ``run_episode(..., keep_frames=True)``.
+    """
+    import imageio.v2 as imageio
+
+    if not result.frames or not result.goal_images:
+        raise ValueError("the result holds no frames: run the episode with keep_frames=True")
+    indices = result.mpc["goal_indices"]
+    final = result.goal_images[-1]
+    path = Path(path)
+    with imageio.get_writer(path, fps=fps, macro_block_size=1) as writer:
+        for t, frame in enumerate(result.frames):
+            goal = result.goal_images[indices[min(t, len(indices) - 1)]]
+            writer.append_data(_upscale(np.concatenate([frame, goal, final], axis=1), scale))
+    return path
+
+
+def plot_energies(path: str | Path, results: Sequence[EpisodeResult]) -> Path:
+    """``energy.png``: the observed latent energy toward the current goal over steps, per episode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in results:
+        ax.plot(r.mpc["observed_energies"], marker=".", label=f"seed {r.seed} ({'success' if r.success else 'fail'})")
+        switches = [t for t in range(1, r.steps) if r.mpc["goal_indices"][t] != r.mpc["goal_indices"][t - 1]]
+        for t in switches:
+            ax.axvline(t, color="grey", linestyle=":", linewidth=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("latent energy to the current goal")
+    ax.set_title("observed energy (dotted: sub-goal switches)")
+    if len(results) <= 10:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

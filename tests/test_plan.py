@@ -1,0 +1,138 @@
+"""Latent MPC episodes toward goal images: library, shipped config and experiments/plan.py end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from hydra.utils import instantiate
+
+import envs
+from envs.interface import GoalImages
+from jepa_wm.data import HELD_OUT_SEED_START
+from jepa_wm.planning import (
+    EpisodeConfig, encode_goals, load_planning_world_model, plot_energies, run_episode, subgoal_config,
+    summarize, write_episode_video,
+)
+from planners import ActionSpace, make_planner
+from tests.helpers import ROOT, run_script, save_predictor_checkpoint, tiny_world_model, write_tiny_world_model
+
+IMG = 16
+SEED = HELD_OUT_SEED_START
+SPACE = ActionSpace(dim=7, planned_dims=(0, 1, 2, 6), l1_radius=1.5, l1_dims=(0, 1, 2))
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> tuple[Path, Path]:
+    return write_tiny_world_model(tmp_path_factory.mktemp("world_model"), img_size=IMG)
+
+
+def tiny_planner(seed: int = 0):
+    return make_planner("cem", SPACE, num_samples=16, iterations=2, topk=4, seed=seed)
+
+
+def test_episode_reads_success_from_the_env_after_the_last_step(checkpoints, tmp_path):
+    world_model = load_planning_world_model(*checkpoints, image_size=IMG)
+    env = envs.make("reach", image_size=IMG, max_episode_steps=3)
+    result = run_episode(env, world_model, tiny_planner(), EpisodeConfig(), seed=SEED)
+    assert result.steps == 3 and len(result.frames) == 4 and result.goal_names == ("final",)
+    assert isinstance(result.success, bool)
+    assert len(result.time_per_action_s) == 3 and all(t > 0 for t in result.time_per_action_s)
+    log = result.mpc
+    assert len(log["plan_times_s"]) == len(log["observed_energies"]) == 3 and log["goal_indices"] == [0, 0, 0]
+    assert all(np.isfinite(log["observed_energies"])) and all(np.isfinite(log["energies"]))
+    # replaying the logged actions in a fresh env gives the same frames and the same success flag
+    replay = envs.make("reach", image_size=IMG, max_episode_steps=3)
+    obs, _ = replay.reset(seed=SEED)
+    for action, frame in zip(log["actions"], result.frames[1:], strict=True):
+        assert SPACE.contains(torch.tensor(action))
+        obs, _, _, _, info = replay.step(np.asarray(action, dtype=np.float32))
+        np.testing.assert_array_equal(obs["image"], frame)
+    assert info["is_success"] == result.success
+    summary = summarize([result])
+    assert summary["success_rate"] == float(result.success) and summary["p95_time_per_action_s"] > 0
+    video = write_episode_video(tmp_path / "episode.mp4", result, scale=2)
+    frames = imageio.mimread(video)
+    assert len(frames) == 4 and frames[0].shape == (2 * IMG, 2 * 3 * IMG, 3)
+    assert plot_energies(tmp_path / "energy.png", [result]).stat().st_size > 0
+
+
+def test_pick_place_walks_through_its_sub_goals(checkpoints):
+    world_model = load_planning_world_model(*checkpoints, image_size=IMG)
+    env = envs.make("pick_place", image_size=IMG)
+    config = EpisodeConfig(steps_per_goal=(1, 2), max_steps=5)
+    result = run_episode(env, world_model, tiny_planner(), config, seed=SEED + 1, keep_frames=False)
+    assert result.goal_names == ("grasped", "above_target", "final") and result.steps == 5
+    assert result.mpc["goal_indices"] == [0, 1, 1, 2, 2] and result.frames == []
+
+
+def test_sub_goal_steps_come_from_the_goal_images_hint():
+    def goals(steps):
+        n = len(steps)
+        return GoalImages(images=(np.zeros((IMG, IMG, 3), np.uint8),) * n, names=tuple(f"g{i}" for i in range(n)),
+                          steps=steps, states=np.zeros((n, 7), np.float32))
+
+    assert subgoal_config(goals((9, 13, 20)), EpisodeConfig(hint_scale=2.0)).steps_per_goal == (18, 8)
+    assert subgoal_config(goals((9, 13, 20)), EpisodeConfig(steps_per_goal=[4, 10])).steps_per_goal == (4, 10)
+    assert subgoal_config(goals((3,)), EpisodeConfig()).steps_per_goal is None
+
+
+def test_bad_inputs_give_clear_errors(checkpoints, tmp_path):
+    encoder, predictor = checkpoints
+    with pytest.raises(FileNotFoundError, match="pretrain_encoder.py.*train_predictor.py"):
+        load_planning_world_model(tmp_path / "missing.pt", predictor, image_size=IMG)
+    with pytest.raises(FileNotFoundError, match="train_predictor.py"):
+        load_planning_world_model(encoder, tmp_path / "no_run", image_size=IMG)
+    with pytest.raises(FileNotFoundError, match="train_predictor.py"):
+        load_planning_world_model(encoder, tmp_path, image_size=IMG)  # a directory without checkpoints
+    with pytest.raises(ValueError, match=r"task.image_size=16"):
+        load_planning_world_model(encoder, predictor, image_size=64)
+    save_predictor_checkpoint(tmp_path / "other", tiny_world_model(IMG, seed=3))  # another encoder's latents
+    with pytest.raises(ValueError, match="does not fit.*weights hash"):
+        load_planning_world_model(encoder, tmp_path / "other", image_size=IMG)
+    with pytest.raises(ValueError, match="7-D actions"):
+        load_planning_world_model(encoder, predictor, image_size=IMG, action_dim=4)
+    world_model = load_planning_world_model(encoder, predictor, image_size=IMG)
+    big = GoalImages(images=(np.zeros((32, 32, 3), np.uint8),), names=("final",), steps=(1,),
+                     states=np.zeros((1, 7), np.float32))
+    with pytest.raises(ValueError, match=r"goal image 'final' must be uint8 \(16, 16, 3\)"):
+        encode_goals(world_model, big)
+    env = envs.make("reach", image_size=IMG, max_episode_steps=2)
+    with pytest.raises(ValueError, match="held out"):
+        run_episode(env, world_model, tiny_planner(), EpisodeConfig(), seed=0)
+
+
+def test_shipped_config_builds_and_lists_choices():
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(config_name="plan")
+        with pytest.raises(HydraException, match="cem"):
+            compose(config_name="plan", overrides=["planner=nope"])
+        with pytest.raises(HydraException, match="pick_place"):
+            compose(config_name="plan", overrides=["task=nope"])
+    assert cfg.task.name == "pick_place" and cfg.seed == HELD_OUT_SEED_START and cfg.video
+    planner = instantiate(cfg.planner, seed=cfg.seed)
+    assert planner.config.num_samples < 800 and planner.horizon == 1
+    EpisodeConfig(**cfg.subgoals)
+
+
+def test_script_writes_results_video_and_plot(checkpoints, tmp_path, monkeypatch):
+    encoder, predictor = checkpoints
+    out = tmp_path / "plan"
+    run_script("plan.py", "task=reach", f"task.image_size={IMG}", "task.max_episode_steps=3", "episodes=1",
+               "planner.config.num_samples=16", "planner.config.iterations=2", "planner.config.topk=4",
+               f"world_model.encoder={encoder}", f"world_model.predictor={predictor}", "progress=false",
+               "video_scale=2", "threads=1", f"hydra.run.dir={out}", monkeypatch=monkeypatch)
+    record = json.loads((out / "results.json").read_text())
+    assert record["config"]["task"]["name"] == "reach" and record["config"]["planner"]["config"]["num_samples"] == 16
+    (episode,) = record["episodes"]
+    assert episode["seed"] == SEED and episode["steps"] == 3 and isinstance(episode["success"], bool)
+    assert len(episode["time_per_action_s"]) == 3 and episode["median_time_per_action_s"] > 0
+    assert set(record["summary"]) == {"episodes", "success_rate", "median_time_per_action_s", "p95_time_per_action_s"}
+    assert (out / f"episode_000_seed_{SEED}.mp4").stat().st_size > 0
+    assert (out / "energy.png").stat().st_size > 0

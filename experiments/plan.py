@@ -47,10 +47,14 @@ def main(cfg: DictConfig) -> None:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     task = dict(resolved["task"])
     env = envs.make(task.pop("name"), **{k: v for k, v in task.items() if v is not None})
-    world_model = load_planning_world_model(
-        cfg.world_model.encoder, cfg.world_model.predictor, image_size=env.unwrapped.image_size,
-        device=device, check_fingerprint=cfg.world_model.check_fingerprint,
-    )
+    try:
+        world_model = load_planning_world_model(
+            cfg.world_model.encoder, cfg.world_model.predictor, image_size=env.unwrapped.image_size,
+            device=device, check_fingerprint=cfg.world_model.check_fingerprint,
+        )
+    except (FileNotFoundError, ValueError) as err:  # missing or mismatched checkpoint: say it plainly
+        env.close()
+        raise SystemExit(f"error: {err}") from None
     planner = instantiate(cfg.planner, seed=cfg.seed, device=device)
     config = EpisodeConfig(objective=ObjectiveConfig(**resolved["objective"]), mpc=MPCConfig(**resolved["mpc"]),
                            max_steps=cfg.max_steps, **resolved["subgoals"])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import ctypes.util
 import os
+import weakref
+from typing import Any
 
 
 def configure_headless_gl() -> str:
@@ -27,3 +30,29 @@ def configure_headless_gl() -> str:
     if backend in ("egl", "osmesa"):
         os.environ.setdefault("PYOPENGL_PLATFORM", backend)
     return backend
+
+
+_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _close_open() -> None:
+    for owner in list(_OPEN):
+        owner.close()
+
+
+def close_at_exit(owner: Any) -> None:
+    """Close ``owner`` (anything with ``close()``) at interpreter exit unless it was closed before.
+
+    The hook is registered again after every new owner, so it runs before the EGL shutdown
+    hooks that MuJoCo and robosuite register when they open their displays (``atexit`` runs
+    last-registered first): renderers are freed while their display is alive, with no
+    ``EGLError`` at exit, whichever back-end made its first env last.
+    """
+    atexit.unregister(_close_open)
+    atexit.register(_close_open)
+    _OPEN.add(owner)
+
+
+def forget_at_exit(owner: Any) -> None:
+    """``owner`` was closed: nothing to do for it at exit."""
+    _OPEN.discard(owner)

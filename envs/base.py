@@ -12,9 +12,7 @@ planner gets no privileged stop signal); they are truncated by the registered ti
 
 from __future__ import annotations
 
-import atexit
 import logging
-import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -24,6 +22,7 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
+from envs._gl import close_at_exit, forget_at_exit
 from envs.experts import ExpertNoise, ScriptedExpert
 from envs.goals import expert_goal_images
 from envs.interface import ACTION_DIM, DEFAULT_IMAGE_SIZE, STATE_DIM, GoalImages
@@ -37,22 +36,6 @@ START_HIGH = np.array([0.10, 0.10, 0.20])
 # Bounds of the 7-D state: the workspace with room for servo overshoot, angles, finger opening.
 STATE_LOW = np.concatenate([WORKSPACE_LOW - 0.05, [-np.pi] * 3, [-0.01]]).astype(np.float32)
 STATE_HIGH = np.concatenate([WORKSPACE_HIGH + 0.05, [np.pi] * 3, [2 * FINGER_TRAVEL + 0.01]]).astype(np.float32)
-_OPEN_ENVS: weakref.WeakSet[TabletopEnv] = weakref.WeakSet()
-
-
-def _close_open_envs() -> None:
-    """Free renderers of envs nobody closed while EGL is still alive (no errors at exit)."""
-    for env in list(_OPEN_ENVS):
-        env.close()
-
-
-def _track_for_exit(env: TabletopEnv) -> None:
-    """Close ``env`` at exit unless closed before. The hook is registered after the first
-    renderer exists, so it runs before MuJoCo's own EGL shutdown hook (atexit is LIFO)."""
-    if not _OPEN_ENVS:
-        atexit.unregister(_close_open_envs)
-        atexit.register(_close_open_envs)
-    _OPEN_ENVS.add(env)
 
 
 def sample_separated(
@@ -108,7 +91,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         self._renderer: mujoco.Renderer | None = mujoco.Renderer(self.sim.model, self.image_size, self.image_size)
         self.instruction = ""
         self._goals: GoalImages | None = None
-        _track_for_exit(self)
+        close_at_exit(self)
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(
@@ -140,7 +123,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-        _OPEN_ENVS.discard(self)
+        forget_at_exit(self)
 
     # ------------------------------------------------------------------ ManipulationEnv
     def make_expert(self, noise: float = 0.0, seed: int | None = None, correlation: float = 0.5) -> ScriptedExpert:

@@ -32,6 +32,7 @@ import robosuite
 from robosuite.utils.transform_utils import convert_quat
 from scipy.spatial.transform import Rotation
 
+from envs._gl import close_at_exit, forget_at_exit
 from envs.interface import ACTION_DIM, DEFAULT_IMAGE_SIZE, POS_SCALE, ROT_SCALE, STATE_DIM, GoalImages
 from envs.robosuite_tasks.experts import ExpertSettings, ScriptedPickPlaceExpert
 
@@ -160,6 +161,7 @@ class RobosuiteTaskEnv(gym.Env):
             seed=model_seed,
             **robosuite_kwargs,
         )
+        close_at_exit(self)  # after robosuite opened its EGL display: our hook must run first
         if camera not in self._sim_env.sim.model.camera_names:
             cameras = self._sim_env.sim.model.camera_names
             self.close()
@@ -210,6 +212,7 @@ class RobosuiteTaskEnv(gym.Env):
                 context.gl_ctx.make_current()  # free GL objects in their own context
             self._sim_env.close()
             self._sim_env = None
+        forget_at_exit(self)
 
     # --- the rest of the contract (env.unwrapped) ---------------------------------------
 

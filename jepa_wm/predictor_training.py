@@ -50,10 +50,12 @@ from jepa_wm.training import (
     all_reduce_mean,
     autocast,
     barrier,
+    check_resume,
     latest_checkpoint,
     load_checkpoint,
     optimizer_step,
     prune_checkpoints,
+    resumable_loader,
     restore,
     save_checkpoint,
     warmup_constant_decay,
@@ -264,21 +266,13 @@ def train_predictor(
     resume_from = latest_checkpoint(checkpoint_dir)
     if resume_from is not None:
         checkpoint = load_checkpoint(resume_from, map_location=device)
-        _check_resume(checkpoint["config"], run_config, resume_from)
+        check_resume(checkpoint["config"], run_config, _FIXED_ON_RESUME, resume_from)
         step = restore(checkpoint, models={MODEL_NAME: predictor}, optimizer=optimizer, scheduler=scheduler)
         logger.info("resumed from %s at step %d", resume_from, step)
 
-    sampler = ResumableSampler(train_set, num_replicas=context.world_size, rank=context.rank,
-                               seed=config.seed, drop_last=True)
-    batches_per_epoch = sampler.num_samples // config.batch_size
-    if batches_per_epoch == 0:
-        raise ValueError(f"{len(train_set)} clips over {context.world_size} processes do not fill one "
-                         f"batch of {config.batch_size}")
-    epoch, done_in_epoch = divmod(step, batches_per_epoch)
-    sampler.set_epoch(epoch, skip=done_in_epoch * config.batch_size)
     pin = device.type == "cuda"
-    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=config.num_workers, pin_memory=pin)
+    loader, sampler, epoch = resumable_loader(train_set, context, batch_size=config.batch_size, seed=config.seed,
+                                              step=step, num_workers=config.num_workers, pin_memory=pin)
     val_loader = None
     if val_set is not None and len(val_set) > 0:
         val_sampler = ResumableSampler(val_set, num_replicas=context.world_size, rank=context.rank,
@@ -338,13 +332,3 @@ def train_predictor(
 
 _FIXED_ON_RESUME = ("predictor", "encoder", "world_size")
 
-
-def _check_resume(saved: Mapping[str, Any], current: Mapping[str, Any], path: Path) -> None:
-    """ValueError when the checkpoint's run differs in architecture, encoder or world size."""
-    diffs = [k for k in _FIXED_ON_RESUME if saved.get(k) != current.get(k)]
-    if diffs:
-        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in diffs)
-        raise ValueError(f"cannot resume from {path}: {details}; use a new run directory")
-    changed = sorted(k for k in current if saved.get(k) != current.get(k))
-    if changed:
-        logger.warning("resuming with changed settings %s; the checkpoint's LR schedule is kept", changed)

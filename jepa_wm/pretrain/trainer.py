@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from jepa_wm.encoders.checkpoint import save_encoder_checkpoint
@@ -43,16 +43,17 @@ from jepa_wm.training import (
     DistributedContext,
     MetricsLogger,
     Precision,
-    ResumableSampler,
     WarmupConstantDecay,
     adamw,
     all_reduce_mean,
     autocast,
     barrier,
+    check_resume,
     latest_checkpoint,
     load_checkpoint,
     optimizer_step,
     prune_checkpoints,
+    resumable_loader,
     restore,
     save_checkpoint,
     warmup_constant_decay,
@@ -167,16 +168,6 @@ def mask_generator(seed: int, step: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
 
 
-def _check_resume(saved: Mapping[str, Any], current: Mapping[str, Any], path: Path) -> None:
-    """ValueError when ``saved`` and ``current`` run configs differ in a fixed setting."""
-    diffs = [k for k in _FIXED_ON_RESUME if saved.get(k) != current.get(k)]
-    if diffs:
-        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in diffs)
-        raise ValueError(f"cannot resume from {path}: {details}; use a new run directory")
-    changed = sorted(k for k in current if k not in _FIXED_ON_RESUME and saved.get(k) != current.get(k))
-    if changed:
-        logger.warning("resuming with changed settings %s; the checkpoint's LR schedule is kept", changed)
-
 
 def pretrain(
     run_dir: str | Path,
@@ -239,25 +230,16 @@ def pretrain(
     resume_from = latest_checkpoint(checkpoint_dir)
     if resume_from is not None:
         checkpoint = load_checkpoint(resume_from, map_location=device)
-        _check_resume(checkpoint["config"], run_config, resume_from)
+        check_resume(checkpoint["config"], run_config, _FIXED_ON_RESUME, resume_from)
         step = restore(checkpoint, models={"jepa": model}, optimizer=optimizer, scheduler=scheduler)
         earlier_seconds = float(checkpoint["extra"].get("train_seconds", 0.0))
         logger.info("resumed from %s at step %d", resume_from, step)
 
     grid = (vit_config.num_frames // vit_config.tubelet_size, *vit_config.grid_hw)
     masker = MultiBlockMasker(grid, mask_specs)
-    sampler = ResumableSampler(dataset, num_replicas=context.world_size, rank=context.rank,
-                               seed=config.seed, drop_last=True)
-    batches_per_epoch = sampler.num_samples // config.batch_size
-    if batches_per_epoch == 0:
-        raise ValueError(
-            f"{len(dataset)} clips over {context.world_size} processes do not fill one batch of "
-            f"{config.batch_size}"
-        )
-    epoch, done_in_epoch = divmod(step, batches_per_epoch)
-    sampler.set_epoch(epoch, skip=done_in_epoch * config.batch_size)
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=config.num_workers, pin_memory=device.type == "cuda")
+    loader, sampler, epoch = resumable_loader(dataset, context, batch_size=config.batch_size, seed=config.seed,
+                                              step=step, num_workers=config.num_workers,
+                                              pin_memory=device.type == "cuda")
     ddp_model = wrap_ddp(model, context)
     metrics = MetricsLogger(run_dir, resume_step=step, enabled=context.is_main)
 

@@ -10,6 +10,7 @@
 from jepa_wm.training.checkpoint import (
     CheckpointError,
     atomic_torch_save,
+    check_resume,
     checkpoint_name,
     latest_checkpoint,
     list_checkpoints,
@@ -30,6 +31,7 @@ from jepa_wm.training.distributed import (
     cleanup_distributed,
     init_distributed,
     quiet_non_main_ranks,
+    resumable_loader,
     wrap_ddp,
 )
 from jepa_wm.training.loop import PRECISIONS, Precision, adamw, autocast, optimizer_step
@@ -45,6 +47,7 @@ __all__ = [
     "ResumableSampler",
     "WarmupConstantDecay",
     "adamw",
+    "check_resume",
     "all_reduce_mean",
     "atomic_torch_save",
     "autocast",
@@ -59,6 +62,7 @@ __all__ = [
     "prune_checkpoints",
     "quiet_non_main_ranks",
     "read_metrics",
+    "resumable_loader",
     "restore",
     "rng_state",
     "save_checkpoint",

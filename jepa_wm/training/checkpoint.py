@@ -227,6 +227,29 @@ def restore(
     return int(checkpoint["step"])
 
 
+def check_resume(
+    saved: Mapping[str, Any], current: Mapping[str, Any], fixed: tuple[str, ...], path: str | Path
+) -> None:
+    """Refuse to resume a run whose ``fixed`` settings differ from the checkpoint's config.
+
+    Args:
+        saved: the run config stored in the checkpoint.
+        current: the run config of the process that resumes.
+        fixed: keys that change what a step computes (architecture, batch, world size, ...).
+        path: the checkpoint, for the message.
+
+    Raises:
+        ValueError: naming every fixed setting that differs, with both values.
+    """
+    diffs = [k for k in fixed if saved.get(k) != current.get(k)]
+    if diffs:
+        details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, now {current.get(k)!r}" for k in diffs)
+        raise ValueError(f"cannot resume from {path}: {details}; use a new run directory")
+    changed = sorted(k for k in current if k not in fixed and saved.get(k) != current.get(k))
+    if changed:
+        logger.warning("resuming with changed settings %s; the checkpoint's LR schedule is kept", changed)
+
+
 def list_checkpoints(directory: str | Path) -> list[Path]:
     """``step_*.pt`` files of ``directory`` sorted by step (temporary files ignored)."""
     directory = Path(directory)

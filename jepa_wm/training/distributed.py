@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 logger = logging.getLogger(__name__)
 
@@ -179,3 +179,37 @@ class ResumableSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples - self.skip
+
+
+def resumable_loader(
+    dataset: Dataset,
+    context: DistributedContext,
+    *,
+    batch_size: int,
+    seed: int,
+    step: int,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> tuple[DataLoader, ResumableSampler, int]:
+    """A shuffled, drop-last training loader that continues where ``step`` batches left off.
+
+    Each process reads its shard; the batches of the current epoch already trained are skipped,
+    so a resumed run sees the same data order as an uninterrupted one.
+
+    Returns:
+        ``(loader, sampler, epoch)``: call ``sampler.set_epoch(epoch + 1)`` after each full pass.
+
+    Raises:
+        ValueError: when the dataset does not fill one batch per process.
+    """
+    sampler = ResumableSampler(dataset, num_replicas=context.world_size, rank=context.rank, seed=seed,
+                               drop_last=True)
+    batches_per_epoch = sampler.num_samples // batch_size
+    if batches_per_epoch == 0:
+        raise ValueError(f"{len(dataset)} clips over {context.world_size} processes do not fill one "
+                         f"batch of {batch_size}")
+    epoch, done_in_epoch = divmod(step, batches_per_epoch)
+    sampler.set_epoch(epoch, skip=done_in_epoch * batch_size)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True,
+                        num_workers=num_workers, pin_memory=pin_memory)
+    return loader, sampler, epoch

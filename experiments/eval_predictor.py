@@ -28,6 +28,7 @@ from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.evaluation import evaluate_open_loop
 from jepa_wm.world_model import (
     CHECKPOINT_DIR,
+    encoder_pool,
     find_predictor_checkpoint,
     load_world_model,
     read_predictor_checkpoint,
@@ -42,7 +43,8 @@ def main(cfg: DictConfig) -> None:
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     path = find_predictor_checkpoint(cfg.checkpoint)
     checkpoint = read_predictor_checkpoint(path)
-    world_model = load_world_model(checkpoint, load_encoder_checkpoint(cfg.encoder).to(device))
+    world_model = load_world_model(
+        checkpoint, load_encoder_checkpoint(cfg.encoder, pool=encoder_pool(checkpoint)).to(device))
     data = OmegaConf.to_container(cfg.data, resolve=True)
     trained_on = checkpoint["data"]
     for key in FROM_TRAINING:

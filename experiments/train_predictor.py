@@ -52,7 +52,7 @@ def main(cfg: DictConfig) -> None:
         data = OmegaConf.to_container(cfg.data, resolve=True)
         paths, source = data.pop("paths"), data.pop("latents")
         norm_clips, norm_min_std = data.pop("norm_clips"), data.pop("norm_min_std")
-        encoder = load_encoder_checkpoint(cfg.encoder).to(context.device)
+        encoder = load_encoder_checkpoint(cfg.encoder, pool=cfg.encoder_pool).to(context.device)
         if source == "build":
             if context.is_main:
                 for path in paths:

@@ -33,7 +33,13 @@ from tqdm import tqdm
 from envs.interface import ACTION_DIM, GoalImages
 from jepa_wm.data.collect import HELD_OUT_SEED_START
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
-from jepa_wm.world_model import WorldModel, find_predictor_checkpoint, load_world_model
+from jepa_wm.world_model import (
+    WorldModel,
+    encoder_pool,
+    find_predictor_checkpoint,
+    load_world_model,
+    read_predictor_checkpoint,
+)
 from planners import MPC, LatentGoalCost, MPCConfig, ObjectiveConfig, SubgoalConfig, SubgoalSchedule, latent_energy
 from planners.protocols import Planner
 
@@ -130,13 +136,14 @@ def load_planning_world_model(
     if not predictor_file.is_file():
         raise FileNotFoundError(f"predictor checkpoint {predictor_file} not found: expected a training run "
                                 f"directory or one of its step_*.pt files; {TRAIN_HINT}")
-    encoder = load_encoder_checkpoint(encoder_path).to(device)
+    checkpoint = read_predictor_checkpoint(predictor_file)
+    encoder = load_encoder_checkpoint(encoder_path, pool=encoder_pool(checkpoint)).to(device)
     if tuple(encoder.img_hw) != (image_size, image_size):
         raise ValueError(f"the task renders {image_size}x{image_size} images, the encoder {encoder_path} "
                          f"expects {tuple(encoder.img_hw)}: set task.image_size={encoder.img_hw[0]} or use an "
                          f"encoder pretrained at {image_size}x{image_size}")
     try:
-        return load_world_model(predictor_file, encoder, action_dim=action_dim, check_fingerprint=check_fingerprint)
+        return load_world_model(checkpoint, encoder, action_dim=action_dim, check_fingerprint=check_fingerprint)
     except ValueError as err:
         raise ValueError(f"the world model does not fit this task or encoder: {err}") from err
 

@@ -14,7 +14,7 @@ Predictor checkpoints are :mod:`jepa_wm.training.checkpoint` training checkpoint
     models["ac_predictor"]   state dict, with the state/action normalisation buffers
     extra["ac_predictor"]    {"predictor_config": PredictorConfig fields,
                               "state_integration": StateIntegration fields,
-                              "encoder": {fingerprint, embed_dim, grid_hw, img_hw}}
+                              "encoder": {fingerprint, embed_dim, grid_hw, img_hw, pool}}
 
 next to the run's ``config``, ``data`` summary, optimiser and scheduler states.
 """
@@ -49,7 +49,16 @@ def encoder_summary(encoder: FrozenEncoder) -> dict[str, Any]:
         "embed_dim": encoder.embed_dim,
         "grid_hw": tuple(encoder.grid_hw),
         "img_hw": tuple(encoder.img_hw),
+        "pool": encoder.pool,
     }
+
+
+def encoder_pool(checkpoint: Mapping[str, Any]) -> int:
+    """The token pooling of the encoder a predictor checkpoint was trained on (1 if unrecorded).
+
+    Load the encoder with it: ``load_encoder_checkpoint(path, pool=encoder_pool(checkpoint))``.
+    """
+    return int(checkpoint["extra"][MODEL_NAME]["encoder"].get("pool", 1))
 
 
 class WorldModel(nn.Module):
@@ -262,15 +271,17 @@ def load_world_model(
 
     Raises:
         ValueError: wrong kind of file, or a mismatch of action size, image size, encoder
-            width or tokens per frame, or encoder weights.
+            width, token pooling or tokens per frame, or encoder weights.
     """
     source = "the predictor checkpoint" if isinstance(predictor, Mapping) else str(predictor)
     checkpoint = predictor if isinstance(predictor, Mapping) else read_predictor_checkpoint(predictor)
     model, integration = predictor_from_checkpoint(checkpoint)
-    trained_on, cfg = checkpoint["extra"][MODEL_NAME]["encoder"], model.config
+    trained_on = {"pool": 1, **checkpoint["extra"][MODEL_NAME]["encoder"]}  # older checkpoints: no pooling
+    cfg = model.config
     if cfg.action_dim != action_dim:
         raise ValueError(f"{source}: the predictor takes {cfg.action_dim}-D actions, expected {action_dim}")
-    found = {"embed_dim": encoder.embed_dim, "grid_hw": tuple(encoder.grid_hw), "img_hw": tuple(encoder.img_hw)}
+    found = {"embed_dim": encoder.embed_dim, "grid_hw": tuple(encoder.grid_hw), "img_hw": tuple(encoder.img_hw),
+             "pool": encoder.pool}
     for key, value in found.items():
         expected = tuple(trained_on[key]) if isinstance(value, tuple) else trained_on[key]
         if expected != value:

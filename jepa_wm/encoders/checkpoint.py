@@ -104,7 +104,7 @@ def load_encoder_checkpoint(
     Args:
         path: the encoder ``.pt`` file.
         dtype: parameter dtype.
-        frozen_kwargs: passed to :class:`FrozenEncoder` (``chunk_size``, ``resize``).
+        frozen_kwargs: passed to :class:`FrozenEncoder` (``chunk_size``, ``resize``, ``pool``).
 
     Raises:
         ValueError: the file is not an encoder checkpoint, or its weights do not fit its config.

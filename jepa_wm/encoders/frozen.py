@@ -4,6 +4,11 @@ Each frame is encoded on its own: it is repeated ``tubelet_size`` times to fill 
 a frame gives ``H/p * W/p`` tokens. The tokens are then layer-normed without affine parameters
 (``F.layer_norm(z, (D,))``), which is what the action-conditioned predictor predicts and what
 the planner's energy compares.
+
+With ``pool > 1`` the frame's token grid is average-pooled ``pool x pool`` before the layer
+norm (an 8x8 grid becomes 4x4 with ``pool=2``): the predictor then works on a quarter of the
+tokens, which is what makes CPU planning fast, while every token still carries the
+encoder's full width.
 """
 
 from __future__ import annotations
@@ -33,22 +38,27 @@ class FrozenEncoder(nn.Module):
         chunk_size: frames encoded per forward pass (bounds memory for long batches).
         resize: resize frames whose size differs from the encoder's ``img_size`` (bilinear,
             antialiased); when False such frames raise a ValueError.
+        pool: average-pool the token grid by ``pool x pool`` (must divide the grid).
 
     Attributes the predictor can size itself from: ``embed_dim`` (D), ``grid_hw`` (tokens per
     frame along height and width), ``num_patches`` (N = tokens per frame), ``img_hw``.
     """
 
     def __init__(
-        self, vit: VisionTransformer, *, chunk_size: int = 64, resize: bool = False
+        self, vit: VisionTransformer, *, chunk_size: int = 64, resize: bool = False, pool: int = 1
     ) -> None:
         super().__init__()
         if not isinstance(vit, VisionTransformer):
             raise TypeError(f"vit must be a VisionTransformer, got {type(vit).__name__}")
         if not isinstance(chunk_size, int) or chunk_size <= 0:
             raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        grid_h, grid_w = vit.config.grid_hw
+        if not isinstance(pool, int) or pool < 1 or grid_h % pool or grid_w % pool:
+            raise ValueError(f"pool must be a positive int dividing the {grid_h}x{grid_w} token grid, got {pool!r}")
         self.vit = vit.eval().requires_grad_(False)
         self.chunk_size = chunk_size
         self.resize = resize
+        self.pool = pool
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -58,12 +68,15 @@ class FrozenEncoder(nn.Module):
 
     @property
     def grid_hw(self) -> tuple[int, int]:
-        return self.vit.config.grid_hw
+        """Tokens per encoded frame along height and width (after pooling)."""
+        grid_h, grid_w = self.vit.config.grid_hw
+        return grid_h // self.pool, grid_w // self.pool
 
     @property
     def num_patches(self) -> int:
-        """Tokens per encoded frame."""
-        return self.vit.config.tokens_per_frame
+        """Tokens per encoded frame (after pooling)."""
+        grid_h, grid_w = self.grid_hw
+        return grid_h * grid_w
 
     @property
     def img_hw(self) -> tuple[int, int]:
@@ -112,7 +125,10 @@ class FrozenEncoder(nn.Module):
         clip = x.unsqueeze(2).expand(
             -1, -1, self.vit.config.tubelet_size, -1, -1
         )  # (n, 3, t, H', W')
-        tokens = self.vit(clip)  # (n, N, D)
+        tokens = self.vit(clip)  # (n, H'*W', D)
+        if self.pool > 1:
+            grid = tokens.transpose(1, 2).unflatten(2, self.vit.config.grid_hw)  # (n, D, H', W')
+            tokens = F.avg_pool2d(grid, self.pool).flatten(2).transpose(1, 2)  # (n, N, D)
         return F.layer_norm(tokens.float(), (tokens.shape[-1],))  # float32 whatever the ViT dtype
 
     def preprocess(self, images: Tensor) -> Tensor:
@@ -140,11 +156,15 @@ class FrozenEncoder(nn.Module):
         dtype = self.vit.patch_embed.proj.weight.dtype
         return ((x - self.mean.float()) / self.std.float()).to(dtype)
 
+    def _pool_key(self) -> dict[str, int]:
+        """``{"pool": p}`` when pooling (unpooled encoders keep their earlier fingerprints)."""
+        return {"pool": self.pool} if self.pool > 1 else {}
+
     def fingerprint(self) -> str:
         """Short hash of the architecture, weights and preprocessing (names a latent cache)."""
         digest = hashlib.sha256()
         digest.update(
-            json.dumps({**asdict(self.vit.config), "resize": self.resize}, sort_keys=True).encode()
+            json.dumps({**asdict(self.vit.config), "resize": self.resize, **self._pool_key()}, sort_keys=True).encode()
         )
         for name, tensor in sorted(self.vit.state_dict().items()):
             digest.update(name.encode())

@@ -63,7 +63,7 @@ def _expected_attrs(
 ) -> dict[str, object]:
     return {
         "encoder_fingerprint": fingerprint,
-        "encoder_config": json.dumps(asdict(encoder.vit.config), sort_keys=True),
+        "encoder_config": json.dumps({**asdict(encoder.vit.config), "pool": encoder.pool}, sort_keys=True),
         "source_format": fmt.name,
         "flip_images": flip,
     }

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from jepa_wm.encoders.checkpoint import save_encoder_checkpoint
 from jepa_wm.encoders.frozen import IMAGENET_MEAN, IMAGENET_STD
 from jepa_wm.encoders.vit import VisionTransformer, ViTConfig
+from jepa_wm.pretrain.augment import CropSpec, random_resized_crop
 from jepa_wm.pretrain.ema import MomentumSchedule
 from jepa_wm.pretrain.masks import BlockMaskSpec, MultiBlockMasker
 from jepa_wm.pretrain.objective import JEPA
@@ -84,8 +85,11 @@ class PretrainConfig:
         checkpoint_every: steps between checkpoints.
         keep_last: checkpoints kept on disk.
         log_every: steps between metric records.
-        seed: seed of the initialisation, data order and masks.
+        seed: seed of the initialisation, data order, masks and crops.
         num_workers: DataLoader worker processes.
+        crop_scale: (min, max) area fraction of a random resized crop per clip
+            (:mod:`~jepa_wm.pretrain.augment`), or None for no cropping.
+        crop_aspect_ratio: (min, max) aspect ratio of the crop box.
     """
 
     total_steps: int = 600
@@ -105,10 +109,16 @@ class PretrainConfig:
     log_every: int = 10
     seed: int = 0
     num_workers: int = 0
+    crop_scale: tuple[float, float] | None = None
+    crop_aspect_ratio: tuple[float, float] = (0.75, 1.35)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
         object.__setattr__(self, "ema", tuple(self.ema))
+        object.__setattr__(self, "crop_aspect_ratio", tuple(self.crop_aspect_ratio))
+        if self.crop_scale is not None:
+            object.__setattr__(self, "crop_scale", tuple(self.crop_scale))
+        self.crop_spec()  # validates the crop ranges
         for name in ("total_steps", "batch_size", "checkpoint_every", "keep_last", "log_every"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -134,6 +144,11 @@ class PretrainConfig:
 
     def momentum_schedule(self) -> MomentumSchedule:
         return MomentumSchedule(self.ema[0], self.ema[1], self.total_steps)
+
+    def crop_spec(self) -> CropSpec | None:
+        if self.crop_scale is None:
+            return None
+        return CropSpec(scale=self.crop_scale, aspect_ratio=self.crop_aspect_ratio)
 
 
 @dataclass(frozen=True)
@@ -224,6 +239,7 @@ def pretrain(
                       weight_decay=config.weight_decay, betas=config.betas)
     scheduler = warmup_constant_decay(optimizer, config.lr_schedule())
     momentum = config.momentum_schedule()
+    crop = config.crop_spec()
     checkpoint_dir = run_dir / "checkpoints"
 
     step, earlier_seconds = 0, 0.0  # training time of earlier (interrupted) processes
@@ -264,6 +280,8 @@ def pretrain(
                 video = clips_to_video(batch["frames"].to(device, non_blocking=True), vit_config.img_hw)
                 generator = mask_generator(config.seed, step, context.rank)
                 masks = [pair.to(device) for pair in masker(video.shape[0], generator)]
+                if crop is not None:
+                    video = random_resized_crop(video, crop, generator)
                 with autocast(device, config.precision):
                     loss, target_std = ddp_model(video, masks)
                 lr = optimizer.param_groups[0]["lr"]

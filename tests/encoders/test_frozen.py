@@ -109,3 +109,24 @@ def test_low_precision_encoder_returns_float32(encoder, frames):
     assert z.dtype == torch.float32
     reference = encoder.encode(frames[:1, :1])
     assert torch.nn.functional.cosine_similarity(z, reference, dim=-1).min() > 0.95
+
+
+def test_pooled_tokens_average_the_grid_then_layer_norm(encoder, frames):
+    pooled = FrozenEncoder(encoder.vit, pool=2)
+    assert (pooled.grid_hw, pooled.num_patches, pooled.embed_dim) == ((4, 4), 16, 192)
+    z = pooled.encode(frames)  # (B, T, 16, D)
+    assert z.shape == (2, 3, 16, 192)
+    clip = pooled.preprocess(frames[0, 1:2]).unsqueeze(2).repeat(1, 1, 2, 1, 1)  # (1, 3, 2, H, W)
+    with torch.no_grad():
+        grid = encoder.vit(clip)[0].view(8, 8, 192)  # raw tokens (h, w, D)
+    top_left = grid[:2, :2].reshape(4, 192).mean(0)  # pooled token 0 covers rows 0-1, cols 0-1
+    bottom_right = grid[6:, 6:].reshape(4, 192).mean(0)  # pooled token 15
+    torch.testing.assert_close(z[0, 1, 0], F.layer_norm(top_left, (192,)), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(z[0, 1, 15], F.layer_norm(bottom_right, (192,)), rtol=1e-4, atol=1e-4)
+    assert pooled.fingerprint() != FrozenEncoder(encoder.vit).fingerprint()
+
+
+def test_pool_must_divide_the_grid(encoder):
+    for pool in (0, 3, 2.0):
+        with pytest.raises(ValueError, match="pool must be a positive int dividing the 8x8"):
+            FrozenEncoder(encoder.vit, pool=pool)

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -39,13 +40,15 @@ from jepa_wm.training import (
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = PretrainConfig(total_steps=4, batch_size=4, warmup_steps=1, decay_steps=1, checkpoint_every=2,
                        log_every=1, keep_last=5)
+CROPPED = replace(TRAIN, crop_scale=(0.4, 1.0))  # random resized crops drawn per step
 
 
 def _pretrain(run_dir: Path, video_file: Path, vit: ViTConfig, predictor: PredictorConfig,
-              masks: tuple[BlockMaskSpec, ...], context: DistributedContext | None = None):
+              masks: tuple[BlockMaskSpec, ...], context: DistributedContext | None = None,
+              config: PretrainConfig = TRAIN):
     dataset = ClipDataset(video_file, clip_len=4, frame_skip=1, split="all")
     return pretrain(run_dir, dataset, vit_config=vit, predictor_config=predictor, mask_specs=masks,
-                    config=TRAIN, context=context or DistributedContext(), data_summary={"clips": len(dataset)},
+                    config=config, context=context or DistributedContext(), data_summary={"clips": len(dataset)},
                     progress=False)
 
 
@@ -70,8 +73,9 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(
 def test_resumed_run_repeats_the_uninterrupted_run_exactly(
     tmp_path: Path, video_file: Path, micro_vit: ViTConfig, micro_predictor: PredictorConfig, micro_masks: tuple
 ) -> None:
+    """With random crops too: masks and crops of a step depend on nothing but (seed, step)."""
     run = tmp_path / "run"
-    result = _pretrain(run, video_file, micro_vit, micro_predictor, micro_masks)
+    result = _pretrain(run, video_file, micro_vit, micro_predictor, micro_masks, config=CROPPED)
     assert result.step == 4
     assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_00000002.pt", "step_00000004.pt"]
     full = read_encoder_checkpoint(result.encoder_path)["state_dict"]
@@ -81,7 +85,7 @@ def test_resumed_run_repeats_the_uninterrupted_run_exactly(
     # "interrupt" after step 2: only the step-2 checkpoint survives, then the same call resumes
     (run / "checkpoints" / "step_00000004.pt").unlink()
     result.encoder_path.unlink()
-    resumed = _pretrain(run, video_file, micro_vit, micro_predictor, micro_masks)
+    resumed = _pretrain(run, video_file, micro_vit, micro_predictor, micro_masks, config=CROPPED)
     assert resumed.step == 4
     again = read_encoder_checkpoint(resumed.encoder_path)["state_dict"]
     assert all(torch.equal(full[k], again[k]) for k in full)
@@ -94,7 +98,7 @@ def test_resumed_run_repeats_the_uninterrupted_run_exactly(
     assert checkpoint["config"]["vit"]["embed_dim"] == 48 and checkpoint["data"] == {"clips": 60}
 
     # a finished run called again only re-exports the encoder
-    assert _pretrain(run, video_file, micro_vit, micro_predictor, micro_masks).step == 4
+    assert _pretrain(run, video_file, micro_vit, micro_predictor, micro_masks, config=CROPPED).step == 4
     # another architecture in the same run directory is refused
     wider = PredictorConfig(embed_dim=48, predictor_dim=36, depth=1, num_heads=2, num_mask_tokens=2)
     with pytest.raises(ValueError, match="cannot resume"):

@@ -7,6 +7,8 @@ Examples::
     # reach, 3 episodes, no videos, the paper's CEM budget on a GPU
     python experiments/plan.py task=reach episodes=3 video=false \\
         planner.config.num_samples=800 planner.config.iterations=10 device=cuda
+    # 50 held-out episodes in 2 worker processes (one torch thread each), no videos
+    python experiments/plan.py task=reach episodes=50 workers=2 video=false
     # another planner, an L2 energy, explicit sub-goal steps and world model
     python experiments/plan.py planner=icem objective.distance=l2 subgoals.steps_per_goal=[8,10] \\
         world_model.encoder=runs/pretrain_encoder/tiny/encoder.pt \\
@@ -14,7 +16,8 @@ Examples::
 
 Writes into the hydra run dir (``runs/plan/<task>/<planner>/<time>``): ``results.json`` (the
 resolved config, one record per episode, the summary; rewritten after every episode),
-``episode_<i>_seed_<seed>.mp4`` and ``energy.png``.
+``episode_<i>_seed_<seed>.mp4`` and ``energy.png``. Episode ``i`` runs on seed ``seed + i``
+and seeds its planner with it, so results do not depend on ``workers``.
 """
 
 from __future__ import annotations
@@ -26,51 +29,36 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-import envs
-from jepa_wm.planning import (
-    EpisodeConfig, load_planning_world_model, plot_energies, run_episode, summarize, write_episode_video,
-)
-from planners import MPCConfig, ObjectiveConfig
+from jepa_wm.plan_runner import run_episodes
+from jepa_wm.planning import EpisodeResult, plot_energies, summarize
 
 log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="plan")
 def main(cfg: DictConfig) -> None:
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     out = Path(HydraConfig.get().runtime.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    task = dict(resolved["task"])
-    env = envs.make(task.pop("name"), **{k: v for k, v in task.items() if v is not None})
+    done: list[EpisodeResult] = []
+
+    def record(result: EpisodeResult) -> None:  # results.json after every episode
+        done.append(result)
+        done.sort(key=lambda r: r.seed)
+        summary = summarize(done)
+        payload = {"config": resolved, "episodes": [r.as_dict() for r in done], "summary": summary}
+        (out / "results.json").write_text(json.dumps(payload, indent=1))
+        log.info("%d/%d episodes done, success rate so far %.2f", len(done), cfg.episodes, summary["success_rate"])
+
     try:
-        world_model = load_planning_world_model(
-            cfg.world_model.encoder, cfg.world_model.predictor, image_size=env.unwrapped.image_size,
-            device=device, check_fingerprint=cfg.world_model.check_fingerprint,
-        )
-    except (FileNotFoundError, ValueError) as err:  # missing or mismatched checkpoint: say it plainly
-        env.close()
+        results = run_episodes(resolved, out, device=device, workers=cfg.workers, threads=cfg.threads,
+                               on_result=record, progress=cfg.progress)
+    except (FileNotFoundError, ValueError) as err:  # missing or mismatched checkpoint, bad setting
         raise SystemExit(f"error: {err}") from None
-    planner = instantiate(cfg.planner, seed=cfg.seed, device=device)
-    config = EpisodeConfig(objective=ObjectiveConfig(**resolved["objective"]), mpc=MPCConfig(**resolved["mpc"]),
-                           max_steps=cfg.max_steps, **resolved["subgoals"])
-    results = []
-    for i in range(cfg.episodes):
-        result = run_episode(env, world_model, planner, config, seed=cfg.seed + i, keep_frames=cfg.video,
-                             progress=cfg.progress)
-        if cfg.video:
-            write_episode_video(out / f"episode_{i:03d}_seed_{result.seed}.mp4", result, scale=cfg.video_scale)
-            result.frames.clear()
-        results.append(result)
-        record = {"config": resolved, "episodes": [r.as_dict() for r in results], "summary": summarize(results)}
-        (out / "results.json").write_text(json.dumps(record, indent=1))
     plot_energies(out / "energy.png", results)
-    env.close()
-    log.info("summary: %s (results in %s)", json.dumps(record["summary"]), out)
+    log.info("summary: %s (results in %s)", json.dumps(summarize(results)), out)
 
 
 if __name__ == "__main__":

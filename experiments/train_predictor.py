@@ -56,7 +56,7 @@ def main(cfg: DictConfig) -> None:
         if source == "build":
             if context.is_main:
                 for path in paths:
-                    build_latent_cache(path, encoder, flip_images=data["flip_images"])
+                    build_latent_cache(path, encoder, flip_images=data["flip_images"], progress=cfg.progress)
             barrier()
             source = "cache"
         train_set, val_set = (open_clips(paths, encoder, source=source, split=s, **data) for s in ("train", "val"))

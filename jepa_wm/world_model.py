@@ -280,8 +280,8 @@ def load_world_model(
     cfg = model.config
     if cfg.action_dim != action_dim:
         raise ValueError(f"{source}: the predictor takes {cfg.action_dim}-D actions, expected {action_dim}")
-    found = {"embed_dim": encoder.embed_dim, "grid_hw": tuple(encoder.grid_hw), "img_hw": tuple(encoder.img_hw),
-             "pool": encoder.pool}
+    found = {"embed_dim": encoder.embed_dim, "pool": encoder.pool, "grid_hw": tuple(encoder.grid_hw),
+             "img_hw": tuple(encoder.img_hw)}
     for key, value in found.items():
         expected = tuple(trained_on[key]) if isinstance(value, tuple) else trained_on[key]
         if expected != value:

@@ -12,10 +12,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 import envs
 from envs.interface import GoalImages
 from jepa_wm.data import HELD_OUT_SEED_START
+from jepa_wm.plan_runner import run_episodes
 from jepa_wm.planning import (
     EpisodeConfig, encode_goals, load_planning_world_model, plot_energies, run_episode, subgoal_config,
     summarize, write_episode_video,
@@ -136,3 +138,22 @@ def test_script_writes_results_video_and_plot(checkpoints, tmp_path, monkeypatch
     assert set(record["summary"]) == {"episodes", "success_rate", "median_time_per_action_s", "p95_time_per_action_s"}
     assert (out / f"episode_000_seed_{SEED}.mp4").stat().st_size > 0
     assert (out / "energy.png").stat().st_size > 0
+
+
+def test_worker_processes_give_the_sequential_results(checkpoints, tmp_path):
+    encoder, predictor = checkpoints
+    overrides = ["task=reach", f"task.image_size={IMG}", "max_steps=2", "episodes=2", "video=false",
+                 "planner.config.num_samples=16", "planner.config.iterations=2", "planner.config.topk=4",
+                 f"world_model.encoder={encoder}", f"world_model.predictor={predictor}"]
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        resolved = OmegaConf.to_container(compose(config_name="plan", overrides=overrides), resolve=True)
+    cpu = torch.device("cpu")
+    sequential = run_episodes(resolved, tmp_path, device=cpu, workers=1, threads=1, progress=False)
+    seen = []
+    parallel = run_episodes(resolved, tmp_path, device=cpu, workers=2, on_result=seen.append, progress=False)
+    assert [r.seed for r in parallel] == [SEED, SEED + 1] and len(seen) == 2
+    for a, b in zip(sequential, parallel, strict=True):
+        assert a.success == b.success
+        np.testing.assert_allclose(a.mpc["actions"], b.mpc["actions"], rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="workers must be an int >= 1"):
+        run_episodes(resolved, tmp_path, device=cpu, workers=0)

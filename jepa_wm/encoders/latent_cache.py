@@ -85,6 +85,7 @@ def build_latent_cache(
     *,
     cache_path: str | Path | None = None,
     flip_images: bool = False,
+    progress: bool = True,
 ) -> Path:
     """Encode every demo of ``dataset_path`` not yet in the cache; return the cache path.
 
@@ -95,6 +96,7 @@ def build_latent_cache(
         cache_path: where to write; default :func:`latent_cache_path` with the encoder's
             fingerprint.
         flip_images: flip frames upside down before encoding (as ``ClipDataset`` does).
+        progress: show a progress bar over the demos to encode.
 
     Raises:
         StaleCacheError: the existing cache was built by another encoder or setting, or its
@@ -127,7 +129,7 @@ def build_latent_cache(
         logger.info(
             "encoding %d of %d demos into %s", len(todo), len(summary.demo_lengths), cache_path
         )
-        for name in tqdm(todo, desc="encoding demos", unit="demo", disable=not todo):
+        for name in tqdm(todo, desc="encoding demos", unit="demo", disable=not (todo and progress)):
             demo = source_data[name]
             frames = torch.from_numpy(
                 np.ascontiguousarray(_frames(demo, fmt, flip_images))

@@ -10,7 +10,7 @@ from jepa_wm.predictor import ACPredictor, PredictorConfig
 from jepa_wm.protocols import LatentWorldModel
 from jepa_wm.state_integration import StateIntegration
 from jepa_wm.training import save_checkpoint
-from jepa_wm.world_model import WorldModel, load_world_model
+from jepa_wm.world_model import WorldModel, encoder_pool, load_world_model, read_predictor_checkpoint
 from tests.helpers import save_predictor_checkpoint
 
 IMG = 16  # patch 8 -> 2 x 2 tokens of width 24
@@ -144,3 +144,15 @@ def test_loader_refuses_other_files(tmp_path, world_model):
         load_world_model(garbage, world_model.encoder)
     with pytest.raises(FileNotFoundError):
         load_world_model(tmp_path / "missing.pt", world_model.encoder)
+
+
+def test_checkpoint_records_token_pooling(tmp_path):
+    """A predictor trained on pooled latents needs the encoder pooled the same way."""
+    pooled = FrozenEncoder(make_encoder(img_size=32).vit, pool=2)  # 4x4 grid -> 2x2 tokens
+    world_model = WorldModel(pooled, make_predictor(pooled))
+    path = save_predictor_checkpoint(tmp_path / "run", world_model)
+    assert encoder_pool(read_predictor_checkpoint(path)) == 2
+    with pytest.raises(ValueError, match="pool=2, the given encoder has pool=1"):
+        load_world_model(path, FrozenEncoder(pooled.vit))
+    loaded = load_world_model(path, FrozenEncoder(pooled.vit, pool=2))
+    assert loaded.encoder.num_patches == 4

@@ -1,0 +1,129 @@
+"""Run many planning episodes from a resolved ``plan`` config, sequentially or in worker processes.
+
+``experiments/plan.py`` is a thin wrapper around :func:`run_episodes`. Each worker process
+builds its own env, world model and planner once (:func:`build`) and then runs whole
+episodes; episode ``i`` uses seed ``seed + i`` for the env and the planner, so the results
+are the same for any number of workers. Processes are spawned (never forked), which is safe
+with MuJoCo's GL contexts and torch's thread pools.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from hydra.utils import instantiate
+from tqdm import tqdm
+
+import envs
+from jepa_wm.planning import EpisodeConfig, EpisodeResult, load_planning_world_model, run_episode, write_episode_video
+from jepa_wm.world_model import WorldModel
+from planners import MPCConfig, ObjectiveConfig
+from planners.protocols import Planner
+
+logger = logging.getLogger(__name__)
+
+Setup = tuple[gym.Env, WorldModel, Planner, EpisodeConfig]
+_worker: dict[str, Setup] = {}  # per process: what build() made
+
+
+def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
+    """The env, world model, planner and episode settings of a resolved ``plan`` config.
+
+    Raises:
+        FileNotFoundError, ValueError: a missing or mismatched checkpoint (the message says
+            what was expected and how to train one).
+    """
+    task = dict(resolved["task"])
+    env = envs.make(task.pop("name"), **{k: v for k, v in task.items() if v is not None})
+    world = resolved["world_model"]
+    try:
+        world_model = load_planning_world_model(world["encoder"], world["predictor"], device=device,
+                                                image_size=env.unwrapped.image_size,
+                                                check_fingerprint=world["check_fingerprint"])
+    except (FileNotFoundError, ValueError):
+        env.close()
+        raise
+    planner = instantiate(resolved["planner"], seed=resolved["seed"], device=device)
+    config = EpisodeConfig(objective=ObjectiveConfig(**resolved["objective"]), mpc=MPCConfig(**resolved["mpc"]),
+                           max_steps=resolved["max_steps"], **resolved["subgoals"])
+    return env, world_model, planner, config
+
+
+def _start_worker(resolved: Mapping[str, Any], device: torch.device, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _worker["setup"] = build(resolved, device)
+
+
+def _episode(index: int, out: Path, resolved: Mapping[str, Any], progress: bool) -> EpisodeResult:
+    """Episode ``index`` (seed ``seed + index``) with this process's setup; writes its video."""
+    env, world_model, planner, config = _worker["setup"]
+    video = resolved["video"]
+    result = run_episode(env, world_model, planner, config, seed=resolved["seed"] + index, keep_frames=video,
+                         progress=progress)
+    if video:
+        write_episode_video(out / f"episode_{index:03d}_seed_{result.seed}.mp4", result,
+                            scale=resolved["video_scale"])
+        result.frames.clear()
+    return result
+
+
+def run_episodes(
+    resolved: Mapping[str, Any],
+    out: str | Path,
+    *,
+    device: torch.device,
+    workers: int = 1,
+    threads: int | None = None,
+    on_result: Callable[[EpisodeResult], None] | None = None,
+    progress: bool = True,
+) -> list[EpisodeResult]:
+    """Run ``resolved["episodes"]`` episodes; videos (when ``resolved["video"]``) go to ``out``.
+
+    Args:
+        resolved: a resolved ``configs/plan.yaml`` (task, world_model, planner, objective, mpc,
+            subgoals, max_steps, seed, episodes, video, video_scale).
+        out: folder for the videos.
+        device: torch device of the world model and planner.
+        workers: processes running episodes in parallel (1: this process).
+        threads: torch threads per process (None: 1 with several workers, else unchanged).
+        on_result: called in this process with each finished episode, in completion order.
+        progress: progress bar over episodes (over steps with one worker).
+
+    Returns:
+        The episodes, ordered by seed.
+
+    Raises:
+        ValueError: ``workers < 1``; FileNotFoundError / ValueError from :func:`build`.
+    """
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+    out, results = Path(out), []
+    if workers == 1:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        _worker["setup"] = build(resolved, device)
+        try:
+            for i in range(resolved["episodes"]):
+                results.append(_episode(i, out, resolved, progress))
+                if on_result is not None:
+                    on_result(results[-1])
+        finally:
+            _worker.pop("setup")[0].close()
+        return results
+    build(resolved, device)[0].close()  # fail fast, here, on a missing or mismatched checkpoint
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(resolved, device, threads or 1)) as pool:
+        jobs = [pool.submit(_episode, i, out, resolved, False) for i in range(resolved["episodes"])]
+        for job in tqdm(as_completed(jobs), total=len(jobs), desc="episodes", disable=not progress):
+            results.append(job.result())
+            if on_result is not None:
+                on_result(results[-1])
+    return sorted(results, key=lambda r: r.seed)

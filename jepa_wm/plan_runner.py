@@ -46,7 +46,8 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
     try:
         world_model = load_planning_world_model(world["encoder"], world["predictor"], device=device,
                                                 image_size=env.unwrapped.image_size,
-                                                check_fingerprint=world["check_fingerprint"])
+                                                check_fingerprint=world["check_fingerprint"],
+                                                task=None if world["any_task"] else resolved["task"]["name"])
     except (FileNotFoundError, ValueError):
         env.close()
         raise

@@ -114,16 +114,26 @@ class EpisodeResult:
 
 
 # ---------------------------------------------------------------------- loading
+def trained_tasks(checkpoint: Mapping[str, Any]) -> list[str]:
+    """Tasks whose episodes a predictor checkpoint was trained on (from its data summary)."""
+    files = (checkpoint.get("data") or {}).get("files", [])
+    return sorted({f["meta"]["task"] for f in files if "task" in f.get("meta", {})})
+
+
 def load_planning_world_model(
     encoder_path: str | Path, predictor_path: str | Path, *, image_size: int, action_dim: int = ACTION_DIM,
-    device: torch.device | str = "cpu", check_fingerprint: bool = True,
+    device: torch.device | str = "cpu", check_fingerprint: bool = True, task: str | None = None,
 ) -> WorldModel:
     """The world model for planning in a task with ``image_size`` x ``image_size`` observations.
 
+    Args:
+        task: when given, the predictor must have been trained on episodes of this task
+            (checked against the data summary of its checkpoint, when it records tasks).
+
     Raises:
         FileNotFoundError: a checkpoint is missing (the message says how to train one).
-        ValueError: the checkpoints do not fit each other or the task (action size, image size,
-            encoder width, tokens per frame, encoder weights).
+        ValueError: the checkpoints do not fit each other or the task (task not trained on,
+            action size, image size, encoder width, tokens per frame, encoder weights).
     """
     encoder_path = Path(encoder_path)
     if not encoder_path.is_file():
@@ -137,6 +147,14 @@ def load_planning_world_model(
         raise FileNotFoundError(f"predictor checkpoint {predictor_file} not found: expected a training run "
                                 f"directory or one of its step_*.pt files; {TRAIN_HINT}")
     checkpoint = read_predictor_checkpoint(predictor_file)
+    tasks = trained_tasks(checkpoint)
+    if task is not None and tasks and task not in tasks:
+        raise ValueError(
+            f"the predictor {predictor_file} was trained on tasks {tasks}, not on {task!r}: collect episodes "
+            f"(`python experiments/collect.py task={task} episodes=300 workers=2 out=data/{task}.hdf5`), "
+            f"then train an encoder and predictor on them ({TRAIN_HINT}, with data.paths=[data/{task}.hdf5]) "
+            f"and pass world_model.encoder=... world_model.predictor=...; or set world_model.any_task=true"
+        )
     encoder = load_encoder_checkpoint(encoder_path, pool=encoder_pool(checkpoint)).to(device)
     if tuple(encoder.img_hw) != (image_size, image_size):
         raise ValueError(f"the task renders {image_size}x{image_size} images, the encoder {encoder_path} "

@@ -54,12 +54,13 @@ def tiny_world_model(img_size: int = 16, seed: int = 0) -> WorldModel:
     return WorldModel(encoder, predictor, StateIntegration())
 
 
-def save_predictor_checkpoint(run_dir: Path, world_model: WorldModel, step: int = 7, **meta_overrides) -> Path:
+def save_predictor_checkpoint(run_dir: Path, world_model: WorldModel, step: int = 7, data: dict | None = None,
+                              **meta_overrides) -> Path:
     """Save ``world_model``'s predictor as ``experiments/train_predictor.py`` does, in ``run_dir``."""
     meta = predictor_meta(world_model.predictor, world_model.integration, encoder_summary(world_model.encoder))
     meta.update(meta_overrides)
     return save_checkpoint(run_dir, step=step, models={"ac_predictor": world_model.predictor},
-                           extra={"ac_predictor": meta})
+                           extra={"ac_predictor": meta}, data=data)
 
 
 def write_tiny_world_model(directory: Path, img_size: int = 16, seed: int = 0) -> tuple[Path, Path]:

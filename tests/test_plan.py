@@ -101,6 +101,10 @@ def test_bad_inputs_give_clear_errors(checkpoints, tmp_path):
     with pytest.raises(ValueError, match="7-D actions"):
         load_planning_world_model(encoder, predictor, image_size=IMG, action_dim=4)
     world_model = load_planning_world_model(encoder, predictor, image_size=IMG)
+    save_predictor_checkpoint(tmp_path / "reach_only", world_model, data={"files": [{"meta": {"task": "reach"}}]})
+    assert load_planning_world_model(encoder, tmp_path / "reach_only", image_size=IMG, task="reach") is not None
+    with pytest.raises(ValueError, match=r"trained on tasks \['reach'\], not on 'robosuite_lift'.*collect.py"):
+        load_planning_world_model(encoder, tmp_path / "reach_only", image_size=IMG, task="robosuite_lift")
     big = GoalImages(images=(np.zeros((32, 32, 3), np.uint8),), names=("final",), steps=(1,),
                      states=np.zeros((1, 7), np.float32))
     with pytest.raises(ValueError, match=r"goal image 'final' must be uint8 \(16, 16, 3\)"):

@@ -188,35 +188,6 @@ class KVCache:
         )
 
 
-def _cached_block(
-    block: Block, x: Tensor, rope: RopeTable, mask: Tensor | None, past: tuple[Tensor, Tensor] | None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """:meth:`Block.forward` for new tokens attending to cached keys/values as well as themselves.
-
-    Mirrors ``Block`` / ``RopeAttention`` (which keep no cache) with the same submodules.
-
-    Args:
-        x: (B, L, D) new tokens.
-        rope: table for the L new tokens' positions.
-        mask: (L, P + L) bool or None (attend to everything).
-        past: (keys, values) of the P cached tokens, each (B, heads, P, head_dim), or None.
-
-    Returns:
-        (B, L, D) outputs, and keys and values (B, heads, P + L, head_dim) of all tokens.
-    """
-    attn = block.attn
-    b, n, d = x.shape
-    qkv = attn.qkv(block.norm1(x)).unflatten(-1, (3, attn.num_heads, attn.head_dim))  # (B, L, 3, h, hd)
-    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, L, hd)
-    q, k = rope.rotate(q), rope.rotate(k)
-    if past is not None:
-        k = torch.cat((past[0].to(k.dtype), k), dim=2)  # (B, h, P+L, hd)
-        v = torch.cat((past[1].to(v.dtype), v), dim=2)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, L, hd)
-    x = x + attn.proj(out.transpose(1, 2).reshape(b, n, d))  # (B, L, D)
-    return x + block.mlp(block.norm2(x)), k, v
-
-
 class ACPredictor(nn.Module):
     """Block-causal transformer over interleaved ``[action, state, patches]`` tokens.
 
@@ -359,7 +330,7 @@ class ACPredictor(nn.Module):
         keys, values = [], []
         for i, block in enumerate(self.predictor_blocks):
             past = None if cache is None else (cache.keys[i], cache.values[i])
-            x, k, v = _cached_block(block, x, rope, mask, past)  # (B, L, Dp)
+            x, k, v = block.forward_cached(x, rope, mask, past)  # (B, L, Dp)
             keys.append(k)
             values.append(v)
         return self._readout(x, num_steps), KVCache(tuple(keys), tuple(values), start + num_steps)

@@ -63,6 +63,22 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask)  # (B, N, D)
         return x + self.mlp(self.norm2(x))  # (B, N, D)
 
+    def forward_cached(
+        self,
+        x: Tensor,
+        rope: RopeTable | None = None,
+        attn_mask: Tensor | None = None,
+        past: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The block on new tokens (B, L, D) that also attend to ``past`` keys/values.
+
+        See :meth:`RopeAttention.attend`; returns the (B, L, D) outputs and the keys and
+        values of all tokens.
+        """
+        out, k, v = self.attn.attend(self.norm1(x), rope, attn_mask, past)
+        x = x + out  # (B, L, D)
+        return x + self.mlp(self.norm2(x)), k, v
+
 
 def init_vjepa_weights(model: nn.Module, blocks: Iterable[Block], std: float) -> None:
     """V-JEPA 2 initialisation of ``model`` in place.

@@ -69,7 +69,8 @@ def test_train_resume_and_evaluate_end_to_end(tmp_path, monkeypatch):
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
     checkpoint = torch.load(run_dir / "checkpoints" / "step_00000004.pt", weights_only=True)
     assert checkpoint["data"]["source"] == "latents" and checkpoint["data"]["val_episodes"] == 2
-    assert load_world_model(run_dir, load_encoder_checkpoint(encoder_path, pool=2)).config.predictor_embed_dim == 128  # encoder_pool: 2
+    encoder = load_encoder_checkpoint(encoder_path, pool=2)  # configs/train_predictor.yaml: encoder_pool: 2
+    assert load_world_model(run_dir, encoder).config.predictor_embed_dim == 128
     out = tmp_path / "eval.json"
     run_script("eval_predictor.py", f"checkpoint={run_dir}", f"encoder={encoder_path}", "horizons=[1,2]",
                "batch_size=4", f"out={out}", monkeypatch=monkeypatch)

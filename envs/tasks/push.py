@@ -23,6 +23,8 @@ class PushEnv(TabletopEnv):
     max_episode_steps = 80
     cubes = ("red",)
     pads = ("blue",)
+    # sub-goals: gripper lowered behind the cube, then the cube pushed onto the pad, then retreated
+    goal_phases = {"push": "behind", "retreat": "pushed", "done": "final"}
 
     def _reset_task(self, options: dict[str, Any]) -> str:
         if options:

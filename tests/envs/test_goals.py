@@ -10,7 +10,7 @@ import envs
 TASKS = envs.registered_tasks(backend="mujoco")
 GOAL_NAMES = {
     "reach": ("final",),
-    "push": ("final",),
+    "push": ("behind", "pushed", "final"),
     "pick_place": ("grasped", "above_target", "final"),
     "pick_place_multi": ("grasped", "above_target", "final"),
 }
@@ -57,8 +57,21 @@ def test_goals_are_frames_of_a_successful_expert_run(name: str) -> None:
     for image, step, state in zip(goals.images, goals.steps, goals.states):
         assert np.array_equal(frames[step], image) and np.array_equal(states[step], state)
     assert successes[goals.steps[-1]], "the final goal image must show the task solved"
-    if len(goals.names) > 1:  # sub-goals are not solved states
-        assert not any(successes[s] for s in goals.steps[:-1])
+    if len(goals.names) > 1:  # the first sub-goal is on the way, not yet solved
+        assert not successes[goals.steps[0]]
+    env.close()
+
+
+def test_push_subgoals_show_the_gripper_behind_the_cube_then_the_cube_on_the_pad() -> None:
+    env = envs.make("push")
+    env.reset(seed=2)
+    sim = env.unwrapped.sim
+    cube, pad = sim.cube_pos("red")[:2].copy(), sim.pad_pos("blue")[:2]
+    behind, pushed, final = env.unwrapped.goal_images().states
+    push_direction = (pad - cube) / np.linalg.norm(pad - cube)
+    assert (cube - behind[:2]) @ push_direction > 0.02 and behind[2] < 0.05  # low, on the far side
+    assert np.linalg.norm(pushed[:2] - pad) < 0.08 and pushed[2] < 0.05  # still low, next to the pad
+    assert final[2] > pushed[2] + 0.03  # retreated upwards
     env.close()
 
 

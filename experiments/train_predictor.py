@@ -16,7 +16,8 @@ Examples::
     # two CPU processes (gloo), e.g. to check the data-parallel path
     torchrun --nproc_per_node=2 experiments/train_predictor.py device=cpu threads=1
 
-Checkpoints go to ``<run_dir>/checkpoints``; load the world model with
+Checkpoints go to ``<run_dir>/checkpoints``; at the end ``<run_dir>/predictor.pt`` holds the
+predictor without optimiser state (the file to ship). Load the world model with
 ``jepa_wm.world_model.load_world_model(run_dir, encoder)``; evaluate with
 ``experiments/eval_predictor.py checkpoint=<run_dir>``.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import hydra
 import torch
@@ -37,7 +39,7 @@ from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.latent_cache import build_latent_cache
 from jepa_wm.predictor_training import PredictorTrainConfig, train_predictor
 from jepa_wm.training import barrier, cleanup_distributed, init_distributed, quiet_non_main_ranks
-from jepa_wm.world_model import encoder_summary
+from jepa_wm.world_model import PREDICTOR_FILE, encoder_summary, export_predictor_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,9 @@ def main(cfg: DictConfig) -> None:
             encoder=None if from_latents else encoder, data_summary=summary, progress=cfg.progress,
         )
         if context.is_main:
-            log.info("checkpoint: %s (step %d); last metrics %s", result.checkpoint, result.step,
-                     json.dumps(result.metrics))
+            exported = export_predictor_checkpoint(result.checkpoint, Path(cfg.run_dir) / PREDICTOR_FILE)
+            log.info("checkpoint: %s (step %d), predictor for planning: %s; last metrics %s", result.checkpoint,
+                     result.step, exported, json.dumps(result.metrics))
     finally:
         cleanup_distributed()
 

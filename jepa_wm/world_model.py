@@ -34,12 +34,13 @@ from jepa_wm.encoders.frozen import FrozenEncoder
 from jepa_wm.encoders.vjepa2_weights import check_state_dict
 from jepa_wm.predictor import ACPredictor, KVCache, PredictorConfig
 from jepa_wm.state_integration import StateIntegration
-from jepa_wm.training.checkpoint import latest_checkpoint, load_checkpoint
+from jepa_wm.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "ac_predictor"  # key of the predictor in a training checkpoint's models and extra
 CHECKPOINT_DIR = "checkpoints"  # where a training run directory keeps its step_*.pt files
+PREDICTOR_FILE = "predictor.pt"  # the exported predictor (no optimiser state) in a run directory
 
 
 def encoder_summary(encoder: FrozenEncoder) -> dict[str, Any]:
@@ -239,6 +240,25 @@ def read_predictor_checkpoint(path: str | Path) -> dict[str, Any]:
             f"(an encoder pretraining checkpoint? pass that one as the encoder)"
         )
     return checkpoint
+
+
+def export_predictor_checkpoint(source: str | Path, path: str | Path) -> Path:
+    """Write the predictor of a training checkpoint without its optimiser and scheduler states.
+
+    The result (about a third of the training checkpoint) keeps the step, config, data summary
+    and everything :func:`load_world_model` needs: the file to ship or share.
+
+    Args:
+        source: a predictor training checkpoint or run directory.
+        path: the ``.pt`` file to write.
+    """
+    path = Path(path)
+    if path.suffix != ".pt":
+        raise ValueError(f"the exported predictor must be a .pt file, got {path}")
+    checkpoint = read_predictor_checkpoint(source)
+    predictor, _ = predictor_from_checkpoint(checkpoint)
+    return save_checkpoint(path, step=checkpoint["step"], models={MODEL_NAME: predictor},
+                           config=checkpoint["config"], data=checkpoint["data"], extra=checkpoint["extra"])
 
 
 def predictor_from_checkpoint(checkpoint: Mapping[str, Any]) -> tuple[ACPredictor, StateIntegration]:

@@ -18,7 +18,7 @@ from jepa_wm.encoders.checkpoint import load_encoder_checkpoint, save_encoder_ch
 from jepa_wm.predictor import PREDICTOR_SIZES, PredictorConfig
 from jepa_wm.predictor_training import PredictorTrainConfig
 from jepa_wm.state_integration import StateIntegration
-from jepa_wm.world_model import load_world_model
+from jepa_wm.world_model import load_world_model, read_predictor_checkpoint
 from tests.helpers import ROOT, run_script
 
 
@@ -71,6 +71,12 @@ def test_train_resume_and_evaluate_end_to_end(tmp_path, monkeypatch):
     assert checkpoint["data"]["source"] == "latents" and checkpoint["data"]["val_episodes"] == 2
     encoder = load_encoder_checkpoint(encoder_path, pool=2)  # configs/train_predictor.yaml: encoder_pool: 2
     assert load_world_model(run_dir, encoder).config.predictor_embed_dim == 128
+    exported = read_predictor_checkpoint(run_dir / "predictor.pt")  # no optimiser: the file to ship
+    assert exported["optimizer"] is None and exported["step"] == 4 and exported["data"] == checkpoint["data"]
+    full_size = (run_dir / "checkpoints" / "step_00000004.pt").stat().st_size
+    assert (run_dir / "predictor.pt").stat().st_size < 0.6 * full_size
+    shipped = load_world_model(run_dir / "predictor.pt", encoder).predictor.state_dict()
+    torch.testing.assert_close(shipped, load_world_model(run_dir, encoder).predictor.state_dict())
     out = tmp_path / "eval.json"
     run_script("eval_predictor.py", f"checkpoint={run_dir}", f"encoder={encoder_path}", "horizons=[1,2]",
                "batch_size=4", f"out={out}", monkeypatch=monkeypatch)

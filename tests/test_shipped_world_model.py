@@ -1,0 +1,45 @@
+"""The shipped default world model: provenance, and plan.py end to end on the shipped configs."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from omegaconf import OmegaConf
+
+from jepa_wm.encoders import load_encoder_checkpoint
+from jepa_wm.world_model import encoder_pool, load_world_model, read_predictor_checkpoint
+from tests.helpers import ROOT, run_script
+
+CHECKPOINTS = ROOT / "jepa_wm" / "checkpoints"
+PREDICTOR, ENCODER = CHECKPOINTS / "predictor_tiny.pt", CHECKPOINTS / "encoder_tiny.pt"
+
+
+def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
+    assert PREDICTOR.stat().st_size < 10 * 2**20
+    checkpoint = read_predictor_checkpoint(PREDICTOR)
+    default = OmegaConf.load(ROOT / "configs" / "train_predictor.yaml")
+    assert checkpoint["optimizer"] is None and checkpoint["step"] == default.train.total_steps
+    assert checkpoint["data"]["paths"] == list(default.data.paths)
+    assert {f["meta"]["task"] for f in checkpoint["data"]["files"]} == {"reach", "push", "pick_place",
+                                                                        "pick_place_multi"}
+    assert set(checkpoint["data"]["normalization"]) >= {"state_mean", "state_std", "action_mean", "action_std"}
+    pool = encoder_pool(checkpoint)
+    assert pool == default.encoder_pool
+    world_model = load_world_model(checkpoint, load_encoder_checkpoint(ENCODER, pool=pool))  # weights hash checked
+    z = world_model.encode(torch.zeros(3, 64, 64, dtype=torch.uint8))  # (N, D)
+    future = world_model.rollout(z[None], torch.zeros(1, 7), torch.zeros(5, 2, 7))
+    assert future.shape == (5, 2, 16, 192) and torch.isfinite(future).all()
+
+
+def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypatch):
+    """`python experiments/plan.py task=pick_place`, shortened to 3 steps, from the repository root."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "plan"
+    run_script("plan.py", "task=pick_place", "episodes=1", "max_steps=3", "progress=false", "threads=1",
+               f"hydra.run.dir={out}", monkeypatch=monkeypatch)
+    record = json.loads((out / "results.json").read_text())
+    assert record["config"]["world_model"]["predictor"].endswith("predictor_tiny.pt")
+    (episode,) = record["episodes"]
+    assert episode["steps"] == 3 and episode["goal_names"] == ["grasped", "above_target", "final"]
+    assert (out / "energy.png").is_file() and any(out.glob("episode_000_seed_*.mp4"))

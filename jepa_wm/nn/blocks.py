@@ -60,8 +60,7 @@ class Block(nn.Module):
         self, x: Tensor, rope: RopeTable | None = None, attn_mask: Tensor | None = None
     ) -> Tensor:
         """(B, N, D) -> (B, N, D); ``rope``, ``attn_mask`` as in :meth:`RopeAttention.forward`."""
-        x = x + self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask)  # (B, N, D)
-        return x + self.mlp(self.norm2(x))  # (B, N, D)
+        return self.forward_cached(x, rope, attn_mask)[0]  # (B, N, D)
 
     def forward_cached(
         self,

@@ -12,7 +12,7 @@ configure_headless_gl()
 import envs.tasks  # noqa: E402,F401  (registers the MuJoCo tasks)
 
 from envs.interface import ACTION_DIM, STATE_DIM, Expert, GoalImages, ManipulationEnv  # noqa: E402
-from envs.registry import TaskSpec, make, register, registered_tasks, task_spec  # noqa: E402
+from envs.registry import TaskSpec, make, make_from_config, register, registered_tasks, task_spec  # noqa: E402
 
 __all__ = [
     "ACTION_DIM",
@@ -22,6 +22,7 @@ __all__ = [
     "ManipulationEnv",
     "TaskSpec",
     "make",
+    "make_from_config",
     "register",
     "registered_tasks",
     "task_spec",

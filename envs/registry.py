@@ -12,6 +12,7 @@ their task is made.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,3 +91,14 @@ def make(name: str, **kwargs: Any) -> gym.Env:
             ``max_episode_steps`` overrides the registered time limit.
     """
     return gym.make(task_spec(name).gym_id, **kwargs)
+
+
+def make_from_config(task: Mapping[str, Any], **overrides: Any) -> gym.Env:
+    """Make a task from a ``configs/task/*.yaml`` mapping: ``name`` plus env arguments.
+
+    Arguments set to ``None`` keep the task's default; ``overrides`` replace any argument.
+    """
+    if "name" not in task:
+        raise ValueError(f"a task config needs a 'name', got keys {sorted(task)}")
+    kwargs = {k: v for k, v in task.items() if k != "name" and v is not None}
+    return make(task["name"], **{**kwargs, **overrides})

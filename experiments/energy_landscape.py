@@ -42,9 +42,7 @@ def main(cfg: DictConfig) -> None:
         return lambda images: model.encode(images.unsqueeze(1))[:, 0]  # (N, tokens, D)
 
     features = {"pretrained": tokens(encoder), "random_init": tokens(random_init), "pixels": pixel_features}
-    task = {k: v for k, v in OmegaConf.to_container(cfg.task).items() if v is not None}
-    task["image_size"] = encoder.img_hw[0]  # render at the encoder's size
-    env = envs.make(task.pop("name"), **task)
+    env = envs.make_from_config(cfg.task, image_size=encoder.img_hw[0])  # render at the encoder's size
     try:
         result = energy_distance_correlation(env, features, episodes=cfg.episodes, steps=cfg.steps,
                                              noise=cfg.noise, seed=cfg.seed, progress=cfg.progress)

@@ -14,7 +14,6 @@ encoder, the same architecture at random init and raw pixels are scored side by 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -26,8 +25,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from jepa_wm.data.collect import HELD_OUT_SEED_START
-
-logger = logging.getLogger(__name__)
+from planners import latent_energy
 
 Features = Callable[[Tensor], Tensor]  # uint8 (N, 3, H, W) -> float (N, ...)
 
@@ -98,8 +96,8 @@ def energy_distance_correlation(
         frames += len(images)
         with torch.no_grad():
             for name, extract in features.items():
-                z = extract(batch).flatten(1)  # (1 + T, F)
-                energy = (z[1:] - z[:1]).abs().mean(dim=1).cpu().numpy()  # (T,)
+                z = extract(batch).flatten(1)[:, None]  # (1 + T, 1, F): one "token" of all features
+                energy = latent_energy(z[1:], z[0]).cpu().numpy()  # (T,): the planner's L1 energy
                 per_episode[name].append(float(spearmanr(energy, distances).statistic))
     mean = {name: float(np.nanmean(values)) for name, values in per_episode.items()}
     return LandscapeResult(mean=mean, per_episode=per_episode, episodes=episodes, frames=frames)

@@ -40,8 +40,7 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
         FileNotFoundError, ValueError: a missing or mismatched checkpoint (the message says
             what was expected and how to train one).
     """
-    task = dict(resolved["task"])
-    env = envs.make(task.pop("name"), **{k: v for k, v in task.items() if v is not None})
+    env = envs.make_from_config(resolved["task"])
     world = resolved["world_model"]
     try:
         world_model = load_planning_world_model(world["encoder"], world["predictor"], device=device,

@@ -296,7 +296,7 @@ def load_world_model(
     source = "the predictor checkpoint" if isinstance(predictor, Mapping) else str(predictor)
     checkpoint = predictor if isinstance(predictor, Mapping) else read_predictor_checkpoint(predictor)
     model, integration = predictor_from_checkpoint(checkpoint)
-    trained_on = {"pool": 1, **checkpoint["extra"][MODEL_NAME]["encoder"]}  # older checkpoints: no pooling
+    trained_on = {**checkpoint["extra"][MODEL_NAME]["encoder"], "pool": encoder_pool(checkpoint)}
     cfg = model.config
     if cfg.action_dim != action_dim:
         raise ValueError(f"{source}: the predictor takes {cfg.action_dim}-D actions, expected {action_dim}")

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 from dataclasses import asdict
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -156,15 +157,16 @@ class FrozenEncoder(nn.Module):
         dtype = self.vit.patch_embed.proj.weight.dtype
         return ((x - self.mean.float()) / self.std.float()).to(dtype)
 
-    def _pool_key(self) -> dict[str, int]:
-        """``{"pool": p}`` when pooling (unpooled encoders keep their earlier fingerprints)."""
-        return {"pool": self.pool} if self.pool > 1 else {}
+    def describe(self) -> dict[str, Any]:
+        """The ViT config and, when pooling, ``pool`` (unpooled encoders keep their earlier
+        fingerprints and latent-cache headers)."""
+        return {**asdict(self.vit.config), **({"pool": self.pool} if self.pool > 1 else {})}
 
     def fingerprint(self) -> str:
         """Short hash of the architecture, weights and preprocessing (names a latent cache)."""
         digest = hashlib.sha256()
         digest.update(
-            json.dumps({**asdict(self.vit.config), "resize": self.resize, **self._pool_key()}, sort_keys=True).encode()
+            json.dumps({**self.describe(), "resize": self.resize}, sort_keys=True).encode()
         )
         for name, tensor in sorted(self.vit.state_dict().items()):
             digest.update(name.encode())

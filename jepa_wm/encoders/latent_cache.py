@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict
 from pathlib import Path
 
 import h5py
@@ -63,7 +62,7 @@ def _expected_attrs(
 ) -> dict[str, object]:
     return {
         "encoder_fingerprint": fingerprint,
-        "encoder_config": json.dumps({**asdict(encoder.vit.config), "pool": encoder.pool}, sort_keys=True),
+        "encoder_config": json.dumps(encoder.describe(), sort_keys=True),
         "source_format": fmt.name,
         "flip_images": flip,
     }

@@ -252,3 +252,14 @@ def test_grasp_holds_under_random_motion() -> None:
         assert sim.fingers_touching("red") == 2
         assert np.linalg.norm(sim.cube_pos("red") - sim.ee_pos - start) < 0.01
     env.close()
+
+
+def test_make_from_config_keeps_defaults_for_nulls_and_applies_overrides() -> None:
+    task = {"name": "reach", "image_size": 64, "camera": None, "max_episode_steps": None}
+    env = envs.make_from_config(task, image_size=32)
+    obs, _ = env.reset(seed=0)
+    assert obs["image"].shape == (32, 32, 3)
+    assert env.spec.max_episode_steps == envs.task_spec("reach").max_episode_steps
+    env.close()
+    with pytest.raises(ValueError, match="needs a 'name'"):
+        envs.make_from_config({"image_size": 64})

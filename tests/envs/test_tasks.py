@@ -182,6 +182,30 @@ def test_images_are_upright(camera: str) -> None:
     env.close()
 
 
+def test_shadows_mark_where_things_are_on_the_table() -> None:
+    """The sun casts a shadow straight down: raising a cube moves it up the front image while its
+    shadow stays where the cube is on the table (the depth cue one oblique camera lacks otherwise)."""
+    env = envs.make("push")
+    env.reset(seed=0)
+    sim = env.unwrapped.sim
+    sim.set_pad("blue", np.array([0.5, 0.5]))  # out of view
+    sim.place_cube("red", np.array([0.5, -0.5]))
+    sim.forward()
+    empty = env.unwrapped._render(sim).astype(int)
+    cube_rows, shadow_rows = [], []
+    for z in (0.08, 0.2):
+        sim.place_cube("red", np.array([0.05, 0.05]), z=z)
+        sim.forward()
+        image = env.unwrapped._render(sim).astype(int)
+        red = image[..., 0] > image[..., 1] + 40  # (H, W)
+        shadow = ((empty - image).sum(-1) > 40) & ~red  # darker table, not the cube
+        assert shadow.sum() >= 10, f"no shadow under a cube at z={z}: {shadow.sum()} px"
+        cube_rows.append(np.nonzero(red)[0].mean())
+        shadow_rows.append(np.nonzero(shadow)[0].mean())
+    env.close()
+    assert cube_rows[0] - cube_rows[1] > 6 and abs(shadow_rows[0] - shadow_rows[1]) < 3
+
+
 def test_sim_state_replays_bit_for_bit() -> None:
     env = envs.make("pick_place")
     env.reset(seed=5)

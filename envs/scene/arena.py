@@ -28,7 +28,7 @@ COLLISION_GROUP = 3  # geom group of collision-only shapes (not drawn: renderers
 
 # name -> (camera position, point it looks at, fovy: degrees, or metres for orthographic "top")
 CAMERAS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float], float]] = {
-    "front": ((0.0, -0.40, 0.55), (0.0, 0.0, 0.04), 40.0),
+    "front": ((0.0, -0.50, 0.60), (0.0, 0.0, 0.09), 44.0),  # frames the workspace: gripper at 0.3 m too
     "top": ((0.0, -1e-4, 1.2), (0.0, 0.0, 0.0), 0.52),
     "side": ((0.40, 0.0, 0.55), (0.0, 0.0, 0.04), 40.0),
 }

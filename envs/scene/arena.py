@@ -52,7 +52,7 @@ def new_spec(image_size: int) -> mujoco.MjSpec:
     opt.cone = mujoco.mjtCone.mjCONE_PYRAMIDAL
     opt.noslip_iterations = 2  # removes the slow creep of grasped cubes through soft friction
     vis = spec.visual
-    vis.quality.shadowsize = SHADOW_MAP_SIZE  # the map is the biggest cost of offscreen rendering
+    vis.quality.shadowsize = SHADOW_MAP_SIZE  # the shadow pass is the biggest cost of offscreen rendering
     vis.quality.numslices, vis.quality.numstacks, vis.quality.numquads = 12, 8, 1  # coarse meshes for 64 px
     vis.global_.offwidth = image_size
     vis.global_.offheight = image_size

@@ -2,10 +2,10 @@
 
 Examples::
 
-    # shipped encoder (4x4 pooled tokens, as the predictor sees them) vs random init vs pixels
+    # shipped encoder (its 8x8 tokens, as the predictor sees them) vs random init vs pixels
     python experiments/energy_landscape.py task=reach
-    # the unpooled 8x8 tokens, 20 episodes of pick_place
-    python experiments/energy_landscape.py task=pick_place pool=1 episodes=20
+    # tokens average-pooled 2x2 (4x4 grid), 20 episodes of pick_place
+    python experiments/energy_landscape.py task=pick_place pool=2 episodes=20
 
 Prints the Spearman rank correlation between the L1 energy of each frame to the final goal
 image and the gripper's true distance to the goal position (see

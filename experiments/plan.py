@@ -2,7 +2,7 @@
 
 Examples::
 
-    # CPU default: pick_place, tiny encoder + tiny predictor, CEM 128 samples x 4 iterations
+    # CPU default: pick_place, tiny encoder + tiny predictor, CEM 64 samples x 3 iterations
     python experiments/plan.py
     # reach, 3 episodes, no videos, the paper's CEM budget on a GPU
     python experiments/plan.py task=reach episodes=3 video=false \\

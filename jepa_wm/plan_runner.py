@@ -52,7 +52,7 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
         raise
     planner = instantiate(resolved["planner"], seed=resolved["seed"], device=device)
     config = EpisodeConfig(objective=ObjectiveConfig(**resolved["objective"]), mpc=MPCConfig(**resolved["mpc"]),
-                           max_steps=resolved["max_steps"], **resolved["subgoals"])
+                           max_steps=resolved["max_steps"], oracle=world["oracle"], **resolved["subgoals"])
     return env, world_model, planner, config
 
 

@@ -62,6 +62,9 @@ class EpisodeConfig:
         hint_scale: how much slower than the clean expert the planner is allowed to be.
         energy_threshold: also switch sub-goals once the observed energy falls below this.
         max_steps: steps per episode; ``None`` runs until the env's time limit.
+        oracle: score candidates by encoding the simulator's true future frames instead of
+            predicting them (:class:`jepa_wm.simulator_costs.SimulatorCosts`): a diagnostic of
+            the encoder's energy alone, privileged and slow.
     """
 
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -70,6 +73,7 @@ class EpisodeConfig:
     hint_scale: float = 2.0
     energy_threshold: float | None = None
     max_steps: int | None = None
+    oracle: bool = False
 
     def __post_init__(self) -> None:
         if not self.hint_scale > 0:
@@ -250,7 +254,12 @@ def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config:
                          f"lower seeds are training episodes")
     obs, info = env.reset(seed=seed)
     goals = env.unwrapped.goal_images()
-    costs = WorldModelCosts(world_model, config.objective)
+    if config.oracle:
+        from jepa_wm.simulator_costs import SimulatorCosts  # it builds on this module
+
+        costs: WorldModelCosts = SimulatorCosts(env, world_model, config.objective)
+    else:
+        costs = WorldModelCosts(world_model, config.objective)
     schedule_config = subgoal_config(goals, config)
     schedule = SubgoalSchedule(list(encode_goals(world_model, goals)), schedule_config)  # G x (N, D)
     mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy)

@@ -29,7 +29,7 @@ def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
     world_model = load_world_model(checkpoint, load_encoder_checkpoint(ENCODER, pool=pool))  # weights hash checked
     z = world_model.encode(torch.zeros(3, 64, 64, dtype=torch.uint8))  # (N, D)
     future = world_model.rollout(z[None], torch.zeros(1, 7), torch.zeros(5, 2, 7))
-    assert future.shape == (5, 2, 16, 192) and torch.isfinite(future).all()
+    assert future.shape == (5, 2, 64, 192) and torch.isfinite(future).all()  # 8x8 tokens
 
 
 def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypatch):

@@ -69,7 +69,7 @@ def test_train_resume_and_evaluate_end_to_end(tmp_path, monkeypatch):
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
     checkpoint = torch.load(run_dir / "checkpoints" / "step_00000004.pt", weights_only=True)
     assert checkpoint["data"]["source"] == "latents" and checkpoint["data"]["val_episodes"] == 2
-    encoder = load_encoder_checkpoint(encoder_path, pool=2)  # configs/train_predictor.yaml: encoder_pool: 2
+    encoder = load_encoder_checkpoint(encoder_path, pool=1)  # configs/train_predictor.yaml: encoder_pool: 1
     assert load_world_model(run_dir, encoder).config.predictor_embed_dim == 128
     exported = read_predictor_checkpoint(run_dir / "predictor.pt")  # no optimiser: the file to ship
     assert exported["optimizer"] is None and exported["step"] == 4 and exported["data"] == checkpoint["data"]

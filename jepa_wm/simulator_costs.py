@@ -1,0 +1,67 @@
+"""Oracle planning costs: the encoder's energy of the simulator's TRUE future frames.
+
+A diagnostic that separates the two halves of the world model. :class:`SimulatorCosts` scores
+candidate actions exactly as :class:`~jepa_wm.planning.WorldModelCosts` does -- latent energy to
+the goal latent -- but the latents come from encoding the frames the simulator actually renders
+after each candidate (state saved, candidate executed, state restored), not from the predictor.
+If planning fails with this oracle, the encoder's energy is what limits success (no predictor can
+fix it); if it succeeds where the predictor fails, the predictor is. The oracle is privileged
+(it steps the simulator per candidate) and slow; it is never a planning default.
+
+Works with any env that exposes ``sim_state()`` / ``set_sim_state()`` and a gymnasium ``step``
+(our tabletop tasks and the robosuite wrapper).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from jepa_wm.planning import WorldModelCosts, image_tensor
+from jepa_wm.world_model import WorldModel
+from planners import LatentGoalCost, ObjectiveConfig
+
+
+class SimulatorCosts(WorldModelCosts):
+    """``make_cost`` / ``energy_fn`` for :class:`planners.MPC` with the simulator as the predictor.
+
+    Args:
+        env: the episode's env (wrappers are bypassed for the candidate steps; its state is
+            restored after every cost evaluation).
+        world_model: only its encoder is used.
+        objective: distance and steps of the energy.
+    """
+
+    def __init__(self, env: gym.Env, world_model: WorldModel, objective: ObjectiveConfig = ObjectiveConfig()) -> None:
+        super().__init__(world_model, objective)
+        self.env = env.unwrapped
+        for name in ("sim_state", "set_sim_state"):
+            if not callable(getattr(self.env, name, None)):
+                raise TypeError(f"the simulator oracle needs an env with {name}(), "
+                                f"{type(self.env).__name__} has none")
+
+    def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor) -> LatentGoalCost:
+        """Cost of candidate actions ``(B, H, A)``: energy of the simulated frames vs ``goal``."""
+        return LatentGoalCost(self.rollout, goal, self.objective)
+
+    def rollout(self, actions: Tensor) -> Tensor:
+        """Encode the true frames after each candidate's actions ``(B, H, A)`` -> ``(B, H, N, D)``.
+
+        The simulator is back in its starting state afterwards.
+        """
+        start = self.env.sim_state()
+        frames = []
+        try:
+            for sequence in actions.detach().to("cpu", torch.float64).numpy():  # (H, A)
+                self.env.set_sim_state(start)
+                for action in sequence:
+                    frames.append(image_tensor(self.env.step(action)[0]["image"]))
+        finally:
+            self.env.set_sim_state(start)
+        with torch.no_grad():
+            z = self.world_model.encode(torch.stack(frames))  # (B * H, N, D)
+        return z.view(*actions.shape[:2], *z.shape[1:])

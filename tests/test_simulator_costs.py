@@ -1,0 +1,59 @@
+"""The simulator oracle scores candidates with the encoder's energy of the true next frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import envs
+from jepa_wm.data import HELD_OUT_SEED_START
+from jepa_wm.planning import EpisodeConfig, image_tensor, load_planning_world_model, run_episode
+from jepa_wm.simulator_costs import SimulatorCosts
+from planners import ActionSpace, latent_energy, make_planner
+from tests.helpers import write_tiny_world_model
+
+IMG = 16
+SEED = HELD_OUT_SEED_START
+
+
+@pytest.fixture(scope="module")
+def world_model(tmp_path_factory):
+    return load_planning_world_model(*write_tiny_world_model(tmp_path_factory.mktemp("wm"), img_size=IMG),
+                                     image_size=IMG)
+
+
+def test_cost_is_the_energy_of_the_true_next_frame_and_leaves_the_env_as_it_was(world_model):
+    env = envs.make("reach", image_size=IMG)
+    obs, _ = env.reset(seed=SEED)
+    goal = world_model.encode(image_tensor(env.unwrapped.goal_images().images[-1]))  # (N, D)
+    start = env.unwrapped.sim_state()
+    actions = torch.rand(3, 2, 7, generator=torch.Generator().manual_seed(0)) * 2 - 1  # (B, H, A)
+    costs = SimulatorCosts(env, world_model).make_cost(obs, goal)(actions)  # (3,)
+    np.testing.assert_array_equal(env.unwrapped.sim_state(), start)
+    for candidate, cost in zip(actions, costs, strict=True):
+        fresh = envs.make("reach", image_size=IMG)
+        fresh.reset(seed=SEED)
+        for action in candidate.numpy():
+            image = fresh.step(action)[0]["image"]
+        expected = latent_energy(world_model.encode(image_tensor(image))[None], goal)[0]
+        torch.testing.assert_close(cost, expected)
+    assert costs.unique().numel() == 3  # different candidates, different frames
+
+
+def test_oracle_episode_replays_exactly(world_model):
+    env = envs.make("reach", image_size=IMG, max_episode_steps=3)
+    space = ActionSpace(dim=7, planned_dims=(0, 1, 2, 6), l1_radius=1.5, l1_dims=(0, 1, 2))
+    planner = make_planner("cem", space, num_samples=8, iterations=2, topk=2, seed=0)
+    result = run_episode(env, world_model, planner, EpisodeConfig(oracle=True), seed=SEED)
+    replay = envs.make("reach", image_size=IMG)
+    replay.reset(seed=SEED)
+    for action, frame in zip(result.mpc["actions"], result.frames[1:], strict=True):
+        np.testing.assert_array_equal(replay.step(np.asarray(action, dtype=np.float32))[0]["image"], frame)
+
+
+def test_env_without_simulator_state_is_refused(world_model):
+    import gymnasium as gym
+
+    with pytest.raises(TypeError, match="sim_state"):
+        SimulatorCosts(gym.make("CartPole-v1"), world_model)

@@ -15,8 +15,16 @@ from jepa_wm.predictor import ACPredictor, PredictorConfig
 from jepa_wm.state_integration import StateIntegration
 from jepa_wm.training import save_checkpoint
 from jepa_wm.world_model import WorldModel, encoder_summary, predictor_meta
+from planners import ActionSpace, make_planner
+from planners.protocols import Planner
 
 ROOT = Path(__file__).resolve().parents[1]
+SPACE = ActionSpace(dim=7, planned_dims=(0, 1, 2, 6), l1_radius=1.5, l1_dims=(0, 1, 2))  # xyz + gripper
+
+
+def tiny_planner(seed: int = 0) -> Planner:
+    """A CEM small enough for test episodes, over :data:`SPACE`."""
+    return make_planner("cem", SPACE, num_samples=16, iterations=2, topk=4, seed=seed)
 
 
 def random_episode(n: int, seed: int, size: int = 16) -> Episode:

@@ -22,21 +22,17 @@ from jepa_wm.planning import (
     EpisodeConfig, encode_goals, load_planning_world_model, plot_energies, run_episode, subgoal_config,
     summarize, write_episode_video,
 )
-from planners import ActionSpace, make_planner
-from tests.helpers import ROOT, run_script, save_predictor_checkpoint, tiny_world_model, write_tiny_world_model
+from tests.helpers import (
+    ROOT, SPACE, run_script, save_predictor_checkpoint, tiny_planner, tiny_world_model, write_tiny_world_model,
+)
 
 IMG = 16
 SEED = HELD_OUT_SEED_START
-SPACE = ActionSpace(dim=7, planned_dims=(0, 1, 2, 6), l1_radius=1.5, l1_dims=(0, 1, 2))
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> tuple[Path, Path]:
     return write_tiny_world_model(tmp_path_factory.mktemp("world_model"), img_size=IMG)
-
-
-def tiny_planner(seed: int = 0):
-    return make_planner("cem", SPACE, num_samples=16, iterations=2, topk=4, seed=seed)
 
 
 def test_episode_reads_success_from_the_env_after_the_last_step(checkpoints, tmp_path):

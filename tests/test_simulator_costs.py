@@ -10,8 +10,8 @@ import envs
 from jepa_wm.data import HELD_OUT_SEED_START
 from jepa_wm.planning import EpisodeConfig, image_tensor, load_planning_world_model, run_episode
 from jepa_wm.simulator_costs import SimulatorCosts
-from planners import ActionSpace, latent_energy, make_planner
-from tests.helpers import write_tiny_world_model
+from planners import latent_energy
+from tests.helpers import tiny_planner, write_tiny_world_model
 
 IMG = 16
 SEED = HELD_OUT_SEED_START
@@ -43,9 +43,7 @@ def test_cost_is_the_energy_of_the_true_next_frame_and_leaves_the_env_as_it_was(
 
 def test_oracle_episode_replays_exactly(world_model):
     env = envs.make("reach", image_size=IMG, max_episode_steps=3)
-    space = ActionSpace(dim=7, planned_dims=(0, 1, 2, 6), l1_radius=1.5, l1_dims=(0, 1, 2))
-    planner = make_planner("cem", space, num_samples=8, iterations=2, topk=2, seed=0)
-    result = run_episode(env, world_model, planner, EpisodeConfig(oracle=True), seed=SEED)
+    result = run_episode(env, world_model, tiny_planner(), EpisodeConfig(oracle=True), seed=SEED)
     replay = envs.make("reach", image_size=IMG)
     replay.reset(seed=SEED)
     for action, frame in zip(result.mpc["actions"], result.frames[1:], strict=True):

@@ -8,6 +8,11 @@ L1 ball. :class:`ActionSpace` describes that once for every planner:
 * Each dimension lies in the box ``[low, high]``.
 * Optionally, on ``l1_dims`` each single action lies in the L1 ball of radius ``l1_radius``
   (per time step: ``sum_i |a_t[i]| <= l1_radius``).
+* Optionally, ``binary_dims`` are on/off commands (a gripper): searched as continuous values,
+  but every action a planner scores or returns has them at ``low`` or ``high`` (whichever is
+  nearer), so the cost is that of the command the robot will execute. A continuous gripper
+  command near the middle neither holds nor releases: in ``pick_place`` the planner's
+  half-closed fingers touched the cube, looked grasped, and let it slip when lifting.
 
 Units are those of the environment's actions. In this project one position unit is
 ``envs.interface.POS_SCALE = 0.05`` metres, so the paper's L1 ball of 0.075 m has radius
@@ -57,9 +62,13 @@ class ActionSpace:
         l1_radius: radius of the per-step L1 ball on ``l1_dims``; ``None`` for no ball.
         l1_dims: dimensions the L1 ball constrains, all planned; ``None`` means all planned
             dimensions. The box must contain 0 on these dimensions.
+        binary_dims: planned dimensions outside the L1 ball that :meth:`expand` snaps to
+            ``low`` or ``high`` (at the box midpoint; straight-through, so gradients pass as
+            if unsnapped). ``None`` or empty: every planned dimension is continuous.
 
     After construction ``low``, ``high``, ``held_value`` are tuples and ``planned_dims``,
-    ``l1_dims`` sorted tuples, whatever sequence type (e.g. an omegaconf list) came in.
+    ``l1_dims``, ``binary_dims`` sorted tuples, whatever sequence type (e.g. an omegaconf list)
+    came in.
     """
 
     dim: int
@@ -69,6 +78,7 @@ class ActionSpace:
     held_value: float | Sequence[float] = 0.0
     l1_radius: float | None = None
     l1_dims: Sequence[int] | None = None
+    binary_dims: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.dim, int) or self.dim <= 0:
@@ -95,8 +105,13 @@ class ActionSpace:
                 raise ValueError(f"l1_dims {list(l1_dims)} must all be planned ({list(planned)})")
             if any(low[d] > 0 or high[d] < 0 for d in l1_dims):
                 raise ValueError("the box must contain 0 on l1_dims so that box and L1 ball intersect")
+        binary = () if self.binary_dims is None else _dims(self.binary_dims, self.dim, "binary_dims")
+        if not set(binary) <= set(planned):
+            raise ValueError(f"binary_dims {list(binary)} must all be planned ({list(planned)})")
+        if self.l1_radius is not None and set(binary) & set(l1_dims):
+            raise ValueError(f"binary_dims {list(binary)} must be outside the L1 ball's dims {list(l1_dims)}")
         for name, value in (("low", low), ("high", high), ("planned_dims", planned),
-                            ("held_value", held), ("l1_dims", l1_dims)):
+                            ("held_value", held), ("l1_dims", l1_dims), ("binary_dims", binary)):
             object.__setattr__(self, name, value)
 
     @property
@@ -158,12 +173,19 @@ class ActionSpace:
         return y.index_copy(-1, idx, yb)
 
     def expand(self, x: Tensor) -> Tensor:
-        """Planned actions ``(..., P)`` -> full actions ``(..., A)`` with held dims filled.
+        """Planned actions ``(..., P)`` -> full actions ``(..., A)`` with held dims filled and
+        binary dims snapped to ``low`` / ``high``.
 
-        Differentiable w.r.t. ``x``.
+        Differentiable w.r.t. ``x`` (straight through the snapping).
         """
         if x.shape[-1] != self.num_planned:
             raise ValueError(f"expected planned actions (..., {self.num_planned}), got {tuple(x.shape)}")
+        if self.binary_dims:
+            low, high = self._planned_bounds(x)
+            snapped = torch.where(x >= (low + high) / 2, high, low)  # (..., P)
+            binary = torch.zeros(self.num_planned, dtype=torch.bool, device=x.device)
+            binary[[self.planned_dims.index(d) for d in self.binary_dims]] = True
+            x = x + torch.where(binary, snapped - x, torch.zeros_like(x)).detach()
         full = self.default_action(x.device, x.dtype).expand(*x.shape[:-1], self.dim)  # (..., A)
         idx = torch.tensor(self.planned_dims, device=x.device)
         return full.index_copy(-1, idx, x)
@@ -194,4 +216,6 @@ class ActionSpace:
             ok &= bool(((x[..., held] - target).abs() <= atol).all())
         if self.l1_radius is not None:
             ok &= bool((x[..., list(self.l1_dims)].abs().sum(-1) <= self.l1_radius + atol).all())
+        for d in self.binary_dims:
+            ok &= bool(torch.minimum((x[..., d] - self.low[d]).abs(), (x[..., d] - self.high[d]).abs()).le(atol).all())
         return ok

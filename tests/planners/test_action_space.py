@@ -74,6 +74,18 @@ def test_expand_is_differentiable() -> None:
     assert x.grad is not None and torch.all(x.grad == 1)
 
 
+def test_binary_dims_snap_to_the_nearer_bound_straight_through() -> None:
+    space = ActionSpace(dim=3, low=(-1.0, -1.0, 0.0), high=(1.0, 1.0, 2.0), planned_dims=(0, 2), binary_dims=(2,))
+    x = torch.tensor([[0.3, 0.9], [-0.2, 1.2], [0.5, 1.0]], requires_grad=True)  # (3, P); midpoint of dim 2: 1.0
+    full = space.expand(x)
+    torch.testing.assert_close(full[:, 2], torch.tensor([0.0, 2.0, 2.0]))  # snapped, a tie goes to high
+    torch.testing.assert_close(full[:, 0], x[:, 0].detach())  # continuous dims untouched
+    (full * torch.tensor([1.0, 0.0, 3.0])).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([[1.0, 3.0]] * 3))  # gradients pass as if unsnapped
+    assert space.contains(full)
+    assert not space.contains(full.detach() + torch.tensor([0.0, 0.0, -0.5]))  # 1.5 is not a command
+
+
 def test_accepts_omegaconf_lists() -> None:
     cfg = OmegaConf.create({"planned_dims": [0, 1, 2, 6], "l1_dims": [0, 1, 2], "low": [-1] * 7})
     space = ActionSpace(dim=7, planned_dims=cfg.planned_dims, l1_dims=cfg.l1_dims, low=cfg.low, l1_radius=1.5)
@@ -91,6 +103,8 @@ def test_accepts_omegaconf_lists() -> None:
     (dict(dim=3, planned_dims=(0, 1), l1_radius=1.0, l1_dims=(2,)), "must all be planned"),
     (dict(dim=2, low=0.1, l1_radius=1.0), "contain 0"),
     (dict(dim=2, l1_radius=-1.0), "l1_radius"),
+    (dict(dim=3, planned_dims=(0, 1), binary_dims=(2,)), "binary_dims .* must all be planned"),
+    (dict(dim=3, l1_radius=1.0, l1_dims=(0, 1), binary_dims=(1,)), "outside the L1 ball"),
 ])
 def test_invalid_spaces_raise(kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):

@@ -3,6 +3,7 @@ dimensions, repeats with a seed, honours the time budget, and uses the initial m
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -49,6 +50,24 @@ def test_minimiser_outside_bounds_ends_on_boundary(name, space, fast_planner, qu
     assert torch.all(l1 > 1.5 - 0.05), l1  # on the ball's surface
     expected = torch.tensor([1.0, 0.5, held, 1.0]).expand(3, 4)
     torch.testing.assert_close(result.actions, expected, atol=0.1, rtol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_binary_dims_are_planned_as_commands(name, space, fast_planner, quadratic, inside_target) -> None:
+    """Dim 3 as an on/off command: every scored candidate has it at -1 or 1, and the plan picks
+    the command nearer the cost's optimum (0.5, -0.6, 0.0 -> 1, -1, 1: a tie snaps to high)."""
+    binary = dataclasses.replace(space, binary_dims=(3,))
+    base_cost = quadratic(inside_target)
+    seen = []
+
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        seen.append(binary.contains(actions))
+        return base_cost(actions)
+
+    result = fast_planner(name, binary).plan(cost)
+    assert all(seen) and binary.contains(result.actions)
+    torch.testing.assert_close(result.actions[:2, 3], torch.tensor([1.0, -1.0]))
+    torch.testing.assert_close(result.actions[:, :2], inside_target[:, :2], atol=0.1, rtol=0)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -36,7 +36,7 @@ from jepa_wm.training.distributed import (
 )
 from jepa_wm.training.loop import PRECISIONS, Precision, adamw, autocast, optimizer_step
 from jepa_wm.training.metrics import MetricsLogger, read_metrics
-from jepa_wm.training.schedule import WarmupConstantDecay, warmup_constant_decay
+from jepa_wm.training.schedule import WarmupConstantDecay, follow_schedule, warmup_constant_decay
 
 __all__ = [
     "PRECISIONS",
@@ -48,6 +48,7 @@ __all__ = [
     "WarmupConstantDecay",
     "adamw",
     "check_resume",
+    "follow_schedule",
     "all_reduce_mean",
     "atomic_torch_save",
     "autocast",

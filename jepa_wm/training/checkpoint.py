@@ -247,7 +247,7 @@ def check_resume(
         raise ValueError(f"cannot resume from {path}: {details}; use a new run directory")
     changed = sorted(k for k in current if k not in fixed and saved.get(k) != current.get(k))
     if changed:
-        logger.warning("resuming with changed settings %s; the checkpoint's LR schedule is kept", changed)
+        logger.warning("resuming with changed settings %s", changed)
 
 
 def list_checkpoints(directory: str | Path) -> list[Path]:

@@ -88,3 +88,24 @@ def warmup_constant_decay(optimizer: Optimizer, schedule: WarmupConstantDecay) -
         group["lr"] = schedule.peak_lr
         group["initial_lr"] = schedule.peak_lr
     return LambdaLR(optimizer, lr_lambda=schedule)
+
+
+def follow_schedule(scheduler: LambdaLR, schedule: WarmupConstantDecay) -> WarmupConstantDecay | None:
+    """Make a restored ``scheduler`` follow ``schedule`` (the current run config's) from its step on.
+
+    A checkpoint restores the schedule it was saved with; a run resumed with a changed
+    schedule (e.g. ``total_steps`` raised to extend a finished run, whose rate has decayed to
+    ``final_lr``) would otherwise keep the old one. Sets every param group's ``lr`` for the next
+    step. Returns the schedule that was replaced, or ``None`` when it was already ``schedule``.
+    """
+    if not all(isinstance(f, WarmupConstantDecay) for f in scheduler.lr_lambdas):
+        raise TypeError("follow_schedule expects a scheduler made by warmup_constant_decay")
+    old = scheduler.lr_lambdas[0]
+    if all(f == schedule for f in scheduler.lr_lambdas):
+        return None
+    scheduler.lr_lambdas = [schedule] * len(scheduler.optimizer.param_groups)
+    factor = schedule(scheduler.last_epoch)
+    for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
+        group["lr"] = base * factor
+    scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+    return old

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
-from jepa_wm.training import WarmupConstantDecay, warmup_constant_decay
+from jepa_wm.training import WarmupConstantDecay, follow_schedule, warmup_constant_decay
 
 SCHEDULE = WarmupConstantDecay(peak_lr=1e-3, total_steps=100, warmup_steps=10, decay_steps=20,
                                start_lr=1e-4, final_lr=0.0)
@@ -56,6 +58,27 @@ def test_lambda_lr_follows_the_schedule_and_restores_its_state() -> None:
     fresh.step()
     restored.step()
     assert fresh.param_groups[0]["lr"] == pytest.approx(SCHEDULE.lr_at(101))
+
+
+def test_a_resumed_run_follows_a_changed_schedule() -> None:
+    """A finished run (rate decayed to 0) extended to twice its steps picks up the longer schedule."""
+    short = WarmupConstantDecay(peak_lr=1.0, total_steps=20, warmup_steps=2, decay_steps=5)
+    longer = dataclasses.replace(short, total_steps=40)
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD([{"params": [model.weight]}, {"params": [model.bias]}], lr=1.0)  # two groups
+    scheduler = warmup_constant_decay(optimizer, short)
+    for _ in range(20):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[1]["lr"] == 0.0
+    assert follow_schedule(scheduler, short) is None  # unchanged: nothing to do
+    assert follow_schedule(scheduler, longer) == short
+    assert [g["lr"] for g in optimizer.param_groups] == [longer.lr_at(20)] * 2 == scheduler.get_last_lr()
+    for _ in range(20):
+        optimizer.step()
+        scheduler.step()
+    assert scheduler.get_last_lr() == pytest.approx([longer.lr_at(40)] * 2)
+    assert longer.lr_at(20) == 1.0 and longer.lr_at(37) == pytest.approx(0.6)
 
 
 def test_invalid_schedules_are_rejected() -> None:

@@ -70,7 +70,7 @@ class EpisodeConfig:
     objective: ObjectiveConfig = ObjectiveConfig()
     mpc: MPCConfig = MPCConfig()
     steps_per_goal: Sequence[int] | None = None
-    hint_scale: float = 2.0
+    hint_scale: float = 3.0
     energy_threshold: float | None = None
     max_steps: int | None = None
     oracle: bool = False

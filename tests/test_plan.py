@@ -64,10 +64,10 @@ def test_episode_reads_success_from_the_env_after_the_last_step(checkpoints, tmp
 def test_pick_place_walks_through_its_sub_goals(checkpoints):
     world_model = load_planning_world_model(*checkpoints, image_size=IMG)
     env = envs.make("pick_place", image_size=IMG)
-    config = EpisodeConfig(steps_per_goal=(1, 2), max_steps=5)
+    config = EpisodeConfig(steps_per_goal=(1, 2, 1, 1, 1), max_steps=7)
     result = run_episode(env, world_model, tiny_planner(), config, seed=SEED + 1, keep_frames=False)
-    assert result.goal_names == ("grasped", "above_target", "final") and result.steps == 5
-    assert result.mpc["goal_indices"] == [0, 1, 1, 2, 2] and result.frames == []
+    assert result.goal_names == ("at_cube", "closed", "grasped", "above_target", "placed", "final") and result.steps == 7
+    assert result.mpc["goal_indices"] == [0, 1, 1, 2, 3, 4, 5] and result.frames == []
 
 
 def test_sub_goal_steps_come_from_the_goal_images_hint():

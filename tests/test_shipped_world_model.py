@@ -41,5 +41,5 @@ def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypa
     record = json.loads((out / "results.json").read_text())
     assert record["config"]["world_model"]["predictor"].endswith("predictor_tiny.pt")
     (episode,) = record["episodes"]
-    assert episode["steps"] == 3 and episode["goal_names"] == ["grasped", "above_target", "final"]
+    assert episode["steps"] == 3 and episode["goal_names"] == ["at_cube", "closed", "grasped", "above_target", "placed", "final"]
     assert (out / "energy.png").is_file() and any(out.glob("episode_000_seed_*.mp4"))

@@ -30,7 +30,13 @@ class PickPlaceEnv(TabletopEnv):
     max_episode_steps = 80
     cubes = ("red",)
     pads = ("blue",)
-    goal_phases = {"carry": "grasped", "lower": "above_target", "done": "final"}
+    # Sub-goal images at the expert's phase changes. A horizon-1 planner needs every stage shown:
+    # toward the lifted "grasped" image alone the hand hovers over the cube (going down only
+    # raises the energy); "at_cube" (open hand around it) and "closed" bring it down and shut.
+    goal_phases = {
+        "grasp": "at_cube", "lift": "closed", "carry": "grasped", "lower": "above_target", "release": "placed",
+        "done": "final",
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -11,8 +11,8 @@ TASKS = envs.registered_tasks(backend="mujoco")
 GOAL_NAMES = {
     "reach": ("final",),
     "push": ("behind", "pushed", "final"),
-    "pick_place": ("grasped", "above_target", "final"),
-    "pick_place_multi": ("grasped", "above_target", "final"),
+    "pick_place": ("at_cube", "closed", "grasped", "above_target", "placed", "final"),
+    "pick_place_multi": ("at_cube", "closed", "grasped", "above_target", "placed", "final"),
 }
 
 
@@ -75,14 +75,19 @@ def test_push_subgoals_show_the_gripper_behind_the_cube_then_the_cube_on_the_pad
     env.close()
 
 
-def test_pick_place_subgoals_show_the_cube_lifted_then_over_the_pad() -> None:
+def test_pick_place_subgoals_show_the_grasp_the_lift_and_the_placing() -> None:
     env = envs.make("pick_place")
     env.reset(seed=2)
+    cube = env.unwrapped.sim.cube_pos("red")
     goals = env.unwrapped.goal_images()
-    grasped, above, final = goals.states
-    assert grasped[6] < 0.06 and above[6] < 0.06  # fingers closed on the 5 cm cube
+    at_cube, closed, grasped, above, placed, final = goals.states
+    assert np.linalg.norm(at_cube[:3] - cube) < 0.015 and at_cube[6] > 0.08  # open hand around the cube
+    assert np.linalg.norm(closed[:3] - cube) < 0.015
+    for state in (closed, grasped, above, placed):
+        assert state[6] < 0.06  # fingers closed on the 5 cm cube
     assert grasped[2] > 0.1 and above[2] > 0.1  # lifted
     pad = env.unwrapped.sim.pad_pos("blue")
     assert np.linalg.norm(above[:2] - pad[:2]) < 0.02
+    assert np.linalg.norm(placed[:2] - pad[:2]) < 0.02 and placed[2] < 0.04  # lowered onto the pad
     assert final[6] > 0.08  # released
     env.close()

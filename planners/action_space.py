@@ -11,8 +11,9 @@ L1 ball. :class:`ActionSpace` describes that once for every planner:
 * Optionally, ``binary_dims`` are on/off commands (a gripper): searched as continuous values,
   but every action a planner scores or returns has them at ``low`` or ``high`` (whichever is
   nearer), so the cost is that of the command the robot will execute. A continuous gripper
-  command near the middle neither holds nor releases: in ``pick_place`` the planner's
-  half-closed fingers touched the cube, looked grasped, and let it slip when lifting.
+  command near the middle neither holds nor releases: in ``pick_place`` (simulator oracle)
+  the planned commands hovered around 0, the fingers rested on the cube's sides, and the
+  cube stayed on the table when the hand lifted.
 
 Units are those of the environment's actions. In this project one position unit is
 ``envs.interface.POS_SCALE = 0.05`` metres, so the paper's L1 ball of 0.075 m has radius

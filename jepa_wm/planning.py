@@ -88,7 +88,10 @@ class EpisodeConfig:
 class EpisodeResult:
     """One episode: ``success`` from the env after the last step, per-step timings and energies.
 
-    ``frames`` are the observations ``(steps + 1)`` x uint8 ``(H, W, 3)`` and ``goal_images``
+    ``final_state`` is the robot state ``(7,)`` observed after the last step and
+    ``final_object_pos`` the env's true object positions ``(3 * K,)`` then (``info["object_pos"]``,
+    the manipulated object first; the marker in ``reach``): for failure analysis, never seen by
+    the planner. ``frames`` are the observations ``(steps + 1)`` x uint8 ``(H, W, 3)`` and ``goal_images``
     the episode's goals, for videos; they are left out of :meth:`as_dict`.
     """
 
@@ -99,6 +102,8 @@ class EpisodeResult:
     steps_per_goal: tuple[int, ...] | None
     time_per_action_s: list[float]  # wall time of each action: encode the observation + plan
     mpc: dict[str, Any]  # planners.MPCLog.as_dict()
+    final_state: list[float] = field(default_factory=list)
+    final_object_pos: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
     goal_images: tuple[np.ndarray, ...] = field(default=(), repr=False)
 
@@ -113,7 +118,7 @@ class EpisodeResult:
             "goal_names": list(self.goal_names),
             "steps_per_goal": None if self.steps_per_goal is None else list(self.steps_per_goal),
             "median_time_per_action_s": self.median_time_per_action_s, "time_per_action_s": self.time_per_action_s,
-            "mpc": self.mpc,
+            "final_state": self.final_state, "final_object_pos": self.final_object_pos, "mpc": self.mpc,
         }
 
 
@@ -281,6 +286,8 @@ def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config:
     return EpisodeResult(
         seed=seed, success=success, steps=len(step_times), goal_names=goals.names,
         steps_per_goal=schedule_config.steps_per_goal, time_per_action_s=step_times, mpc=mpc.log.as_dict(),
+        final_state=np.asarray(obs["state"], dtype=float).tolist(),
+        final_object_pos=np.asarray(info["object_pos"], dtype=float).tolist(),
         frames=frames if keep_frames else [], goal_images=goals.images if keep_frames else (),
     )
 

@@ -53,6 +53,9 @@ def test_episode_reads_success_from_the_env_after_the_last_step(checkpoints, tmp
         obs, _, _, _, info = replay.step(np.asarray(action, dtype=np.float32))
         np.testing.assert_array_equal(obs["image"], frame)
     assert info["is_success"] == result.success
+    np.testing.assert_allclose(result.final_state, obs["state"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(result.final_object_pos, info["object_pos"], rtol=0, atol=1e-6)
+    assert json.loads(json.dumps(result.as_dict()))["final_object_pos"] == result.final_object_pos
     summary = summarize([result])
     assert summary["success_rate"] == float(result.success) and summary["p95_time_per_action_s"] > 0
     video = write_episode_video(tmp_path / "episode.mp4", result, scale=2)

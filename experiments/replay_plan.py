@@ -1,0 +1,50 @@
+"""How far did planned episodes get? Replay a ``results.json`` and read the true state.
+
+Examples::
+
+    python experiments/plan.py task=pick_place episodes=50 workers=2 hydra.run.dir=runs/plan/pp50
+    python experiments/replay_plan.py results=runs/plan/pp50/results.json
+
+Replays every episode's recorded actions from its seed (envs are deterministic, and a replay
+whose success differs from the recorded one is an error), then logs and writes to ``out``
+(default ``replay.json`` beside the results) per episode and in summary: successes, episodes
+whose grip site came within 2 cm of the object (the cube, or reach's marker), episodes that
+lifted it more than 3 cm, and the median closest and final distances.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+import envs
+from jepa_wm.episode_replay import as_records, replay_results, summarize_replays
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="replay_plan")
+def main(cfg: DictConfig) -> None:
+    path = Path(cfg.results)
+    if not path.is_file():
+        raise SystemExit(f"error: results file {path} not found: expected the results.json of experiments/plan.py")
+    results = json.loads(path.read_text())
+    env = envs.make_from_config(results["config"]["task"])
+    try:
+        stats = replay_results(env, results)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    finally:
+        env.close()
+    summary = summarize_replays(stats)
+    out = Path(cfg.out) if cfg.out else path.with_name("replay.json")
+    out.write_text(json.dumps({"results": str(path), "summary": summary, "episodes": as_records(stats)}, indent=1))
+    log.info("%s: %s (written to %s)", results["config"]["task"]["name"], json.dumps(summary), out)
+
+
+if __name__ == "__main__":
+    main()

@@ -68,3 +68,22 @@ def test_planner_reaches_a_latent_goal_through_the_cost() -> None:
     result = planner.plan(cost)
     torch.testing.assert_close(result.actions.sum(0), goal[0], atol=0.02, rtol=0)
     assert result.cost < 0.02
+
+
+def test_action_cost_by_hand_and_what_it_decides() -> None:
+    actions = torch.tensor([[[1.0, 0.0], [1.0, 2.0]]])  # (B=1, H=2, A=2)
+    goal = torch.tensor([[2.0, 1.0]])
+    weighted = LatentGoalCost(_linear_rollout, goal, ObjectiveConfig(action_weight=0.1, action_dims=[1]))
+    # energy 0.5 (above) + 0.1 * mean_t |a[t, 1]| = 0.1 * (0 + 2) / 2
+    torch.testing.assert_close(weighted(actions), torch.tensor([0.6]))
+    # an energy that cannot tell dim 1 apart (the rollout ignores it): the weight keeps it still
+    blind = lambda a: _linear_rollout(a * torch.tensor([1.0, 0.0]))  # noqa: E731
+    space = ActionSpace(dim=2)
+    for weight, still in ((0.0, False), (0.05, True)):
+        cost = LatentGoalCost(blind, torch.tensor([[0.5, 0.0]]), ObjectiveConfig(action_weight=weight, action_dims=(0, 1)))
+        plan = CEM(CEMConfig(horizon=1, num_samples=200, iterations=8), space, seed=0).plan(cost).actions
+        assert plan[0, 0] == pytest.approx(0.5, abs=0.05) and (abs(float(plan[0, 1])) < 0.05) == still
+    with pytest.raises(ValueError, match="out of range"):
+        LatentGoalCost(_linear_rollout, goal, ObjectiveConfig(action_weight=0.1, action_dims=(2,)))(actions)
+    with pytest.raises(ValueError, match="action_weight"):
+        ObjectiveConfig(action_weight=-1.0)

@@ -19,7 +19,11 @@ def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
     assert PREDICTOR.stat().st_size < 10 * 2**20
     checkpoint = read_predictor_checkpoint(PREDICTOR)
     default = OmegaConf.load(ROOT / "configs" / "train_predictor.yaml")
-    assert checkpoint["optimizer"] is None and checkpoint["step"] == default.train.total_steps
+    # README recipe: the default run (train.total_steps=3000), continued with train.total_steps=6000
+    recorded = checkpoint["config"]["train"]
+    assert checkpoint["optimizer"] is None and checkpoint["step"] == recorded["total_steps"] == 6000
+    expected = {**OmegaConf.to_container(default.train), "total_steps": 6000}
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in recorded.items()} == expected
     assert checkpoint["data"]["paths"] == list(default.data.paths)
     assert {f["meta"]["task"] for f in checkpoint["data"]["files"]} == {"reach", "push", "pick_place",
                                                                         "pick_place_multi"}

@@ -8,10 +8,9 @@ frame and the goal latent, averaged over all patch tokens and channels. Here:
 * ``steps="last"`` (default, as the paper): only the prediction after the last action counts;
   ``"sum"``: the energies of every predicted step are summed.
 * ``action_weight`` (default 0, as the paper) adds an L1 action cost on ``action_dims``:
-  among candidates the model scores alike, the smaller move wins. Near a goal the energy
-  barely changes along the camera's line of sight, and a horizon-1 planner without it swings
-  the hand 4-5 cm back and forth along that line (reach episodes came within 2 cm of the
-  marker, then ended 3-5 cm away).
+  among candidates the model scores almost alike, the smaller move wins. Without it, near the
+  goal a horizon-1 planner swung the hand 4-5 cm back and forth between two poses the model
+  scored alike (reach episodes came within 2 cm of the marker, then ended 3-5 cm away).
 
 :class:`LatentGoalCost` wraps a ``rollout(actions) -> predicted latents`` callable and a goal
 latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model.

@@ -270,9 +270,7 @@ def train_predictor(
         check_resume(checkpoint["config"], run_config, _FIXED_ON_RESUME, resume_from)
         step = restore(checkpoint, models={MODEL_NAME: predictor}, optimizer=optimizer, scheduler=scheduler)
         logger.info("resumed from %s at step %d", resume_from, step)
-        if (old := follow_schedule(scheduler, config.lr_schedule())) is not None:
-            logger.info("learning-rate schedule changed since the checkpoint (%s); following %s from step %d",
-                        old, config.lr_schedule(), step)
+        follow_schedule(scheduler, config.lr_schedule())  # e.g. total_steps raised to extend the run
 
     pin = device.type == "cuda"
     loader, sampler, epoch = resumable_loader(train_set, context, batch_size=config.batch_size, seed=config.seed,

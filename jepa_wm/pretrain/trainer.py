@@ -251,9 +251,7 @@ def pretrain(
         step = restore(checkpoint, models={"jepa": model}, optimizer=optimizer, scheduler=scheduler)
         earlier_seconds = float(checkpoint["extra"].get("train_seconds", 0.0))
         logger.info("resumed from %s at step %d", resume_from, step)
-        if (old := follow_schedule(scheduler, config.lr_schedule())) is not None:
-            logger.info("learning-rate schedule changed since the checkpoint (%s); following %s from step %d",
-                        old, config.lr_schedule(), step)
+        follow_schedule(scheduler, config.lr_schedule())  # e.g. total_steps raised to extend the run
 
     grid = (vit_config.num_frames // vit_config.tubelet_size, *vit_config.grid_hw)
     masker = MultiBlockMasker(grid, mask_specs)

@@ -13,10 +13,13 @@ and restores it with the optimizer (:func:`warmup_constant_decay`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,8 @@ def follow_schedule(scheduler: LambdaLR, schedule: WarmupConstantDecay) -> Warmu
     A checkpoint restores the schedule it was saved with; a run resumed with a changed
     schedule (e.g. ``total_steps`` raised to extend a finished run, whose rate has decayed to
     ``final_lr``) would otherwise keep the old one. Sets every param group's ``lr`` for the next
-    step. Returns the schedule that was replaced, or ``None`` when it was already ``schedule``.
+    step and logs the change. Returns the schedule that was replaced, or ``None`` when it was
+    already ``schedule``.
     """
     if not all(isinstance(f, WarmupConstantDecay) for f in scheduler.lr_lambdas):
         raise TypeError("follow_schedule expects a scheduler made by warmup_constant_decay")
@@ -108,4 +112,6 @@ def follow_schedule(scheduler: LambdaLR, schedule: WarmupConstantDecay) -> Warmu
     for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
         group["lr"] = base * factor
     scheduler._last_lr = [group["lr"] for group in scheduler.optimizer.param_groups]
+    logger.info("learning-rate schedule changed since the checkpoint (%s); following %s from step %d",
+                old, schedule, scheduler.last_epoch)
     return old

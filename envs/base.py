@@ -28,6 +28,7 @@ from envs.goals import expert_goal_images
 from envs.interface import ACTION_DIM, DEFAULT_IMAGE_SIZE, STATE_DIM, GoalImages
 from envs.scene import CAMERAS, CONTROL_HZ, TabletopSim, build_scene
 from envs.scene.arm import FINGER_TRAVEL, WORKSPACE_HIGH, WORKSPACE_LOW
+from envs.scene.view import view_box
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         self._renderer: mujoco.Renderer | None = mujoco.Renderer(self.sim.model, self.image_size, self.image_size)
         self.instruction = ""
         self._goals: GoalImages | None = None
+        self._view_box: tuple[np.ndarray, np.ndarray] | None = None
         close_at_exit(self)
 
     # ------------------------------------------------------------------ gymnasium API
@@ -158,6 +160,14 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
     def sim_state(self) -> np.ndarray:
         """The full simulator state (physics, servo set-points, pad poses), float64 ``(S,)``."""
         return self.sim.get_state()
+
+    @property
+    def view_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """Grip-site positions this env's camera sees, ``(low (3,), high (3,))`` metres
+        (:func:`envs.scene.view.view_box`): a box a planner can keep the hand inside."""
+        if self._view_box is None:
+            self._view_box = view_box(self.sim, self.camera, self.image_size)
+        return self._view_box
 
     def set_sim_state(self, state: np.ndarray) -> None:
         """Restore a state from :meth:`sim_state` (same task and episode layout), e.g. for replay."""

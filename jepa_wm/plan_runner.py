@@ -24,7 +24,7 @@ from tqdm import tqdm
 import envs
 from jepa_wm.planning import EpisodeConfig, EpisodeResult, load_planning_world_model, run_episode, write_episode_video
 from jepa_wm.world_model import WorldModel
-from planners import MPCConfig, ObjectiveConfig
+from planners import MPCConfig, ObjectiveConfig, WorkspaceBox
 from planners.protocols import Planner
 
 logger = logging.getLogger(__name__)
@@ -52,8 +52,34 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
         raise
     planner = instantiate(resolved["planner"], seed=resolved["seed"], device=device)
     config = EpisodeConfig(objective=ObjectiveConfig(**resolved["objective"]), mpc=MPCConfig(**resolved["mpc"]),
-                           max_steps=resolved["max_steps"], oracle=world["oracle"], **resolved["subgoals"])
+                           max_steps=resolved["max_steps"], oracle=world["oracle"], **resolved["subgoals"],
+                           workspace=workspace_box(resolved.get("workspace"), env))
     return env, world_model, planner, config
+
+
+def workspace_box(settings: Mapping[str, Any] | None, env: gym.Env) -> WorkspaceBox | None:
+    """The plan config's ``workspace`` as a :class:`WorkspaceBox` (``None``: no box).
+
+    ``settings["box"]``: ``"view"`` (the box the task's camera sees, ``env.unwrapped.view_box``;
+    no box, with a warning, for envs that do not define one), ``None``, or ``[low, high]``.
+
+    Raises:
+        ValueError: ``box`` is none of these.
+    """
+    box = (settings or {}).get("box")
+    if box is None:
+        return None
+    weight = float(settings.get("weight", 1.0))
+    if box == "view":
+        if not hasattr(env.unwrapped, "view_box"):
+            logger.warning("%s defines no view box: planning without a workspace box",
+                           type(env.unwrapped).__name__)
+            return None
+        low, high = env.unwrapped.view_box
+        return WorkspaceBox(low.tolist(), high.tolist(), weight)
+    if not isinstance(box, (list, tuple)) or len(box) != 2:
+        raise ValueError(f"workspace.box must be 'view', null or [[x, y, z], [x, y, z]] (low, high), got {box!r}")
+    return WorkspaceBox(box[0], box[1], weight)
 
 
 def _start_worker(resolved: Mapping[str, Any], device: torch.device, threads: int) -> None:

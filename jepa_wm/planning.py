@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,16 @@ from jepa_wm.world_model import (
     load_world_model,
     read_predictor_checkpoint,
 )
-from planners import MPC, LatentGoalCost, MPCConfig, ObjectiveConfig, SubgoalConfig, SubgoalSchedule, latent_energy
+from planners import (
+    MPC,
+    LatentGoalCost,
+    MPCConfig,
+    ObjectiveConfig,
+    SubgoalConfig,
+    SubgoalSchedule,
+    WorkspaceBox,
+    latent_energy,
+)
 from planners.protocols import Planner
 
 logger = logging.getLogger(__name__)
@@ -65,6 +75,8 @@ class EpisodeConfig:
         oracle: score candidates by encoding the simulator's true future frames instead of
             predicting them (:class:`jepa_wm.simulator_costs.SimulatorCosts`): a diagnostic of
             the encoder's energy alone, privileged and slow.
+        workspace: a box the planned grip-site positions should stay in (from the observed
+            robot state and the planned deltas), charged as a cost; ``None``: no box.
     """
 
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -74,6 +86,7 @@ class EpisodeConfig:
     energy_threshold: float | None = None
     max_steps: int | None = None
     oracle: bool = False
+    workspace: WorkspaceBox | None = None
 
     def __post_init__(self) -> None:
         if not self.hint_scale > 0:
@@ -213,12 +226,15 @@ class WorldModelCosts:
 
     Observations are env dicts ``{"image": (H, W, 3) uint8, "state": (7,)}``, goals latents
     ``(N, D)``. The latest observation's latent is kept, so the energy and the cost of one step
-    encode it once.
+    encode it once. With a ``workspace`` box, plans are charged for leaving it (positions from
+    the observed state and the world model's ``integration.pos_scale``).
     """
 
-    def __init__(self, world_model: WorldModel, objective: ObjectiveConfig = ObjectiveConfig()) -> None:
+    def __init__(self, world_model: WorldModel, objective: ObjectiveConfig = ObjectiveConfig(),
+                 workspace: WorkspaceBox | None = None) -> None:
         self.world_model = world_model
         self.objective = objective
+        self.workspace = workspace
         self._last: tuple[np.ndarray, Tensor] | None = None
 
     def latent(self, obs: Mapping[str, np.ndarray]) -> Tensor:
@@ -233,11 +249,19 @@ class WorldModelCosts:
         """Cost of candidate actions ``(B, H, 7)``: energy of their rollout from ``obs`` vs ``goal``."""
         z = self.latent(obs)[None]  # (1, N, D)
         state = torch.as_tensor(obs["state"], dtype=torch.float32, device=z.device)[None]  # (1, 7)
-        return LatentGoalCost(lambda actions: self.world_model.rollout(z, state, actions), goal, self.objective)
+        return LatentGoalCost(lambda actions: self.world_model.rollout(z, state, actions), goal, self.objective,
+                              self.penalty(obs))
+
+    def penalty(self, obs: Mapping[str, np.ndarray]) -> Callable[[Tensor], Tensor] | None:
+        """The workspace cost ``actions (B, H, A) -> (B,)`` of plans from ``obs``; ``None`` without a box."""
+        if self.workspace is None:
+            return None
+        start = torch.as_tensor(obs["state"][:3], dtype=torch.float32)  # (3,) observed grip site
+        return partial(self.workspace.cost, start, pos_scale=self.world_model.integration.pos_scale)
 
     def energy(self, obs: Mapping[str, np.ndarray], goal: Tensor) -> float:
         """Energy of the observation itself toward ``goal``."""
-        return float(latent_energy(self.latent(obs)[None], goal, self.objective.distance))
+        return float(latent_energy(self.latent(obs)[None], goal, self.objective.distance, self.objective.smoothing))
 
 
 # ---------------------------------------------------------------------- episodes
@@ -262,9 +286,9 @@ def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config:
     if config.oracle:
         from jepa_wm.simulator_costs import SimulatorCosts  # it builds on this module
 
-        costs: WorldModelCosts = SimulatorCosts(env, world_model, config.objective)
+        costs: WorldModelCosts = SimulatorCosts(env, world_model, config.objective, config.workspace)
     else:
-        costs = WorldModelCosts(world_model, config.objective)
+        costs = WorldModelCosts(world_model, config.objective, config.workspace)
     schedule_config = subgoal_config(goals, config)
     schedule = SubgoalSchedule(list(encode_goals(world_model, goals)), schedule_config)  # G x (N, D)
     mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy)

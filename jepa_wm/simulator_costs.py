@@ -23,7 +23,7 @@ from torch import Tensor
 
 from jepa_wm.planning import WorldModelCosts, image_tensor
 from jepa_wm.world_model import WorldModel
-from planners import LatentGoalCost, ObjectiveConfig
+from planners import LatentGoalCost, ObjectiveConfig, WorkspaceBox
 
 
 class SimulatorCosts(WorldModelCosts):
@@ -34,10 +34,12 @@ class SimulatorCosts(WorldModelCosts):
             restored after every cost evaluation).
         world_model: only its encoder is used.
         objective: distance and steps of the energy.
+        workspace: box the planned positions are charged for leaving (``None``: none).
     """
 
-    def __init__(self, env: gym.Env, world_model: WorldModel, objective: ObjectiveConfig = ObjectiveConfig()) -> None:
-        super().__init__(world_model, objective)
+    def __init__(self, env: gym.Env, world_model: WorldModel, objective: ObjectiveConfig = ObjectiveConfig(),
+                 workspace: WorkspaceBox | None = None) -> None:
+        super().__init__(world_model, objective, workspace)
         self.env = env.unwrapped
         for name in ("sim_state", "set_sim_state"):
             if not callable(getattr(self.env, name, None)):
@@ -46,7 +48,7 @@ class SimulatorCosts(WorldModelCosts):
 
     def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor) -> LatentGoalCost:
         """Cost of candidate actions ``(B, H, A)``: energy of the simulated frames vs ``goal``."""
-        return LatentGoalCost(self.rollout, goal, self.objective)
+        return LatentGoalCost(self.rollout, goal, self.objective, self.penalty(obs))
 
     def rollout(self, actions: Tensor) -> Tensor:
         """Encode the true frames after each candidate's actions ``(B, H, A)`` -> ``(B, H, N, D)``.

@@ -17,6 +17,7 @@ from planners.objective import LatentGoalCost, ObjectiveConfig, latent_energy
 from planners.protocols import CostFunction, Planner, PlanResult
 from planners.registry import PLANNERS, available_planners, make_planner
 from planners.subgoals import SubgoalConfig, SubgoalSchedule
+from planners.workspace import WorkspaceBox
 
 __all__ = [
     "ActionSpace",
@@ -41,6 +42,7 @@ __all__ = [
     "PlannerConfig",
     "SubgoalConfig",
     "SubgoalSchedule",
+    "WorkspaceBox",
     "available_planners",
     "colored_noise",
     "latent_energy",

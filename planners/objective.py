@@ -7,22 +7,30 @@ frame and the goal latent, averaged over all patch tokens and channels. Here:
   error, the L2 cost of the JEPA world-model study and DINO-WM), both over tokens and channels.
 * ``steps="last"`` (default, as the paper): only the prediction after the last action counts;
   ``"sum"``: the energies of every predicted step are summed.
+* ``smoothing`` (default 1: none, as the paper): a ``k x k`` box blur of the token grid (both
+  predicted and goal latents) before the distance. Patch-wise distances only change when the
+  hand's patches overlap the goal's; far from the goal the energy was flat (reach: along the
+  straight line to the marker it stayed within 10% of its start value until 4 cm away) and a
+  short-horizon planner wandered. Blurring spreads each patch's features to its neighbours.
 * ``action_weight`` (default 0, as the paper) adds an L1 action cost on ``action_dims``:
   among candidates the model scores almost alike, the smaller move wins. Without it, near the
   goal a horizon-1 planner swung the hand 4-5 cm back and forth between two poses the model
   scored alike (reach episodes came within 2 cm of the marker, then ended 3-5 cm away).
 
 :class:`LatentGoalCost` wraps a ``rollout(actions) -> predicted latents`` callable and a goal
-latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model.
+latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model. An
+optional ``penalty(actions) -> (B,)`` is added (e.g. :class:`planners.workspace.WorkspaceBox`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 Distance = Literal["l1", "l2"]
@@ -41,12 +49,15 @@ class ObjectiveConfig:
         action_weight: weight ``w >= 0`` of the action cost ``w * mean_t sum_{i in action_dims}
             |a[t, i]|`` added to the energy (in action units; 0: none).
         action_dims: the action dimensions it counts (default: delta xyz).
+        smoothing: odd side ``k`` of the box blur over the (square) token grid (1: none), or
+            several: the energy is then the mean of the distances at each blur (e.g. ``(1, 3)``).
     """
 
     distance: Distance = "l1"
     steps: Steps = "last"
     action_weight: float = 0.0
     action_dims: Sequence[int] = (0, 1, 2)
+    smoothing: int | Sequence[int] = 1
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -59,15 +70,44 @@ class ObjectiveConfig:
         if not dims or min(dims) < 0 or len(set(dims)) != len(dims):
             raise ValueError(f"action_dims must be distinct non-negative indices, got {list(self.action_dims)}")
         object.__setattr__(self, "action_dims", dims)
+        object.__setattr__(self, "smoothing", kernel_sizes(self.smoothing))
 
 
-def latent_energy(z_pred: Tensor, z_goal: Tensor, distance: Distance = "l1") -> Tensor:
+def kernel_sizes(smoothing: int | Sequence[int]) -> tuple[int, ...]:
+    """``smoothing`` as a tuple of odd blur sizes ``>= 1``; ``ValueError`` otherwise."""
+    sizes = (smoothing,) if isinstance(smoothing, int) else tuple(smoothing)
+    if not sizes or any(not isinstance(k, int) or k < 1 or k % 2 == 0 for k in sizes):
+        raise ValueError(f"smoothing must be odd ints >= 1 (one or several), got {smoothing!r}")
+    return sizes
+
+
+def smooth_tokens(z: Tensor, kernel: int) -> Tensor:
+    """Box-blur tokens ``(B, N, D)`` over their square ``h x h`` grid (``N = h * h``, row-major).
+
+    Each token becomes the mean of the tokens in the ``kernel x kernel`` window around it
+    (stride 1; at the edges, of those inside the grid). ``kernel == 1`` returns ``z``.
+    """
+    if kernel == 1:
+        return z
+    batch, tokens, dim = z.shape
+    side = math.isqrt(tokens)
+    if side * side != tokens:
+        raise ValueError(f"smoothing needs a square token grid, got {tokens} tokens")
+    grid = z.transpose(1, 2).reshape(batch, dim, side, side)  # (B, D, h, h)
+    grid = F.avg_pool2d(grid, kernel, stride=1, padding=kernel // 2, count_include_pad=False)
+    return grid.reshape(batch, dim, tokens).transpose(1, 2)  # (B, N, D)
+
+
+def latent_energy(z_pred: Tensor, z_goal: Tensor, distance: Distance = "l1",
+                  smoothing: int | Sequence[int] = 1) -> Tensor:
     """Distance of each predicted latent to the goal, averaged over tokens and channels.
 
     Args:
         z_pred: predicted latents ``(B, N, D)``.
         z_goal: goal latent ``(N, D)`` (shared by all candidates) or ``(B, N, D)``.
         distance: ``"l1"`` or ``"l2"`` (mean squared difference).
+        smoothing: box-blur both over the token grid first (:func:`smooth_tokens`; 1: no blur);
+            with several sizes, the mean of the distances at each.
 
     Returns:
         Energies ``(B,)``.
@@ -79,9 +119,13 @@ def latent_energy(z_pred: Tensor, z_goal: Tensor, distance: Distance = "l1") -> 
     if z_goal.shape not in (z_pred.shape[1:], z_pred.shape):
         raise ValueError(f"z_goal must be (N, D) = {tuple(z_pred.shape[1:])} or match z_pred "
                          f"{tuple(z_pred.shape)}, got {tuple(z_goal.shape)}")
-    diff = z_pred - z_goal  # (B, N, D)
-    per_entry = diff.abs() if distance == "l1" else diff.square()
-    return per_entry.mean(dim=(1, 2))  # (B,)
+    z_goal = z_goal.reshape(-1, *z_pred.shape[1:])  # (1 or B, N, D)
+    energies = []
+    for kernel in kernel_sizes(smoothing):
+        diff = smooth_tokens(z_pred, kernel) - smooth_tokens(z_goal, kernel)  # (B, N, D)
+        per_entry = diff.abs() if distance == "l1" else diff.square()
+        energies.append(per_entry.mean(dim=(1, 2)))  # (B,)
+    return energies[0] if len(energies) == 1 else torch.stack(energies).mean(0)
 
 
 class LatentGoalCost:
@@ -93,10 +137,12 @@ class LatentGoalCost:
             only; needs ``steps="last"``). It closes over the current observation's latent.
         goal: goal latent ``(N, D)``; its device is where planners create candidates.
         config: distance and which steps count.
+        penalty: ``actions (B, H, A) -> (B,)`` added to the cost (``None``: nothing).
     """
 
     def __init__(self, rollout: Callable[[Tensor], Tensor], goal: Tensor,
-                 config: ObjectiveConfig = ObjectiveConfig()) -> None:
+                 config: ObjectiveConfig = ObjectiveConfig(),
+                 penalty: Callable[[Tensor], Tensor] | None = None) -> None:
         if not callable(rollout):
             raise TypeError(f"rollout must be callable actions -> z_pred, got {type(rollout).__name__}")
         if not isinstance(goal, Tensor) or goal.ndim != 2:
@@ -105,6 +151,7 @@ class LatentGoalCost:
         self.rollout = rollout
         self.goal = goal
         self.config = config
+        self.penalty = penalty
 
     @property
     def device(self) -> torch.device:
@@ -112,26 +159,28 @@ class LatentGoalCost:
         return self.goal.device
 
     def __call__(self, actions: Tensor) -> Tensor:
-        """Costs ``(B,)`` of candidate actions ``(B, H, A)``: energy plus the action cost."""
-        energy = self._energy(actions)  # (B,)
-        if self.config.action_weight == 0:
-            return energy
-        dims = list(self.config.action_dims)
-        if max(dims) >= actions.shape[-1]:
-            raise ValueError(f"action_dims {dims} out of range for actions {tuple(actions.shape)}")
-        moves = actions[..., dims].abs().sum(-1).mean(-1)  # (B,)
-        return energy + self.config.action_weight * moves.to(energy)
+        """Costs ``(B,)`` of candidate actions ``(B, H, A)``: energy plus the action cost and penalty."""
+        cost = self._energy(actions)  # (B,)
+        if self.config.action_weight != 0:
+            dims = list(self.config.action_dims)
+            if max(dims) >= actions.shape[-1]:
+                raise ValueError(f"action_dims {dims} out of range for actions {tuple(actions.shape)}")
+            moves = actions[..., dims].abs().sum(-1).mean(-1)  # (B,)
+            cost = cost + self.config.action_weight * moves.to(cost)
+        if self.penalty is not None:
+            cost = cost + self.penalty(actions).to(cost)
+        return cost
 
     def _energy(self, actions: Tensor) -> Tensor:
         z_pred = self.rollout(actions)
-        batch, distance = actions.shape[0], self.config.distance
+        batch, distance, smoothing = actions.shape[0], self.config.distance, self.config.smoothing
         if z_pred.ndim == 3 and self.config.steps == "last":
-            return latent_energy(z_pred, self.goal, distance)
+            return latent_energy(z_pred, self.goal, distance, smoothing)
         if z_pred.ndim != 4 or z_pred.shape[0] != batch:
             raise ValueError(f"rollout must return (B, T, N, D) (or (B, N, D) with steps='last') with "
                              f"B={batch}, got {tuple(z_pred.shape)}")
         if self.config.steps == "last":
-            return latent_energy(z_pred[:, -1], self.goal, distance)
+            return latent_energy(z_pred[:, -1], self.goal, distance, smoothing)
         steps = z_pred.shape[1]
-        per_step = latent_energy(z_pred.flatten(0, 1), self.goal, distance)  # (B * T,)
+        per_step = latent_energy(z_pred.flatten(0, 1), self.goal, distance, smoothing)  # (B * T,)
         return per_step.view(batch, steps).sum(1)  # (B,)

@@ -17,9 +17,9 @@ from omegaconf import OmegaConf
 import envs
 from envs.interface import GoalImages
 from jepa_wm.data import HELD_OUT_SEED_START
-from jepa_wm.plan_runner import run_episodes
+from jepa_wm.plan_runner import run_episodes, workspace_box
 from jepa_wm.planning import (
-    EpisodeConfig, encode_goals, load_planning_world_model, plot_energies, run_episode, subgoal_config,
+    EpisodeConfig, WorldModelCosts, encode_goals, load_planning_world_model, plot_energies, run_episode, subgoal_config,
     summarize, write_episode_video,
 )
 from tests.helpers import (
@@ -160,3 +160,38 @@ def test_worker_processes_give_the_sequential_results(checkpoints, tmp_path):
         np.testing.assert_allclose(a.mpc["actions"], b.mpc["actions"], rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="workers must be an int >= 1"):
         run_episodes(resolved, tmp_path, device=cpu, workers=0)
+
+
+def test_workspace_box_settings():
+    env = envs.make("reach", image_size=IMG)
+    try:
+        box = workspace_box({"box": "view", "weight": 0.5}, env)
+        low, high = env.unwrapped.view_box
+        assert box.low == tuple(low) and box.high == tuple(high) and box.weight == 0.5
+        assert workspace_box({"box": None}, env) is None and workspace_box(None, env) is None
+        box = workspace_box({"box": [[0, 0, 0], [1, 1, 1]]}, env)
+        assert box.low == (0.0, 0.0, 0.0) and box.weight == 1.0
+        with pytest.raises(ValueError, match="view"):
+            workspace_box({"box": "camera"}, env)
+    finally:
+        env.close()
+
+
+def test_shipped_config_keeps_the_hand_in_view(checkpoints):
+    """plan.yaml's default box is the camera's; an episode's cost charges plans leaving it."""
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(config_name="plan", overrides=["task=reach", f"task.image_size={IMG}"])
+    assert cfg.workspace.box == "view"
+    world_model = load_planning_world_model(*checkpoints, image_size=IMG)
+    env = envs.make("reach", image_size=IMG)
+    obs, _ = env.reset(seed=SEED)
+    box = workspace_box(OmegaConf.to_container(cfg.workspace), env)
+    costs = WorldModelCosts(world_model, workspace=box)
+    goal = encode_goals(world_model, env.unwrapped.goal_images())[-1]
+    stay, leave = torch.zeros(1, 1, 7), torch.zeros(1, 1, 7)
+    leave[0, 0, 2] = (box.high[2] - obs["state"][2]) / 0.05 + 1.0  # 1 unit (5 cm) above the box
+    without = WorldModelCosts(world_model).make_cost(obs, goal)
+    with_box = costs.make_cost(obs, goal)
+    torch.testing.assert_close(with_box(stay), without(stay))
+    torch.testing.assert_close(with_box(leave), without(leave) + box.weight, atol=1e-4, rtol=0)
+    env.close()

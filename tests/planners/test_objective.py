@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from planners import CEM, ActionSpace, CEMConfig, LatentGoalCost, ObjectiveConfig, latent_energy
+from planners.objective import smooth_tokens
 
 
 def test_l1_and_l2_by_hand() -> None:
@@ -87,3 +88,28 @@ def test_action_cost_by_hand_and_what_it_decides() -> None:
         LatentGoalCost(_linear_rollout, goal, ObjectiveConfig(action_weight=0.1, action_dims=(2,)))(actions)
     with pytest.raises(ValueError, match="action_weight"):
         ObjectiveConfig(action_weight=-1.0)
+
+
+def test_smoothing_by_hand_and_what_it_does_to_a_shift() -> None:
+    z = torch.arange(4.0).view(1, 4, 1)  # a 2 x 2 grid [[0, 1], [2, 3]], one channel
+    torch.testing.assert_close(smooth_tokens(z, 3), torch.full((1, 4, 1), 1.5))  # every window holds all 4
+    line = torch.zeros(1, 9, 1)
+    line[0, 0] = 9.0  # a 3 x 3 grid with one bright corner token
+    # corner window: the 2 x 2 block around it; centre: all 9 tokens
+    assert smooth_tokens(line, 3)[0, 0, 0].item() == pytest.approx(9 / 4)
+    assert smooth_tokens(line, 3)[0, 4, 0].item() == pytest.approx(1.0)
+    # a 'hand' one token from the goal's vs three tokens away: without blur both cost the same
+    grid = torch.zeros(3, 16, 1)  # (B, 4 x 4 grid, D)
+    goal = torch.zeros(16, 1)
+    goal[5] = 1.0  # row 1, col 1
+    grid[0, 6], grid[1, 15], grid[2, 5] = 1.0, 1.0, 1.0  # one to the right, far corner, on the goal
+    plain = latent_energy(grid, goal)
+    blurred = latent_energy(grid, goal, smoothing=3)
+    assert plain[0] == plain[1] and plain[2] == 0
+    assert blurred[2] == 0 and blurred[0] < blurred[1]
+    cost = LatentGoalCost(lambda a: grid, goal, ObjectiveConfig(smoothing=3))
+    torch.testing.assert_close(cost(torch.zeros(3, 1, 1)), blurred)
+    with pytest.raises(ValueError, match="odd"):
+        ObjectiveConfig(smoothing=2)
+    with pytest.raises(ValueError, match="square"):
+        latent_energy(torch.zeros(1, 6, 1), torch.zeros(6, 1), smoothing=3)

@@ -4,6 +4,8 @@ Examples::
 
     # shipped encoder (its 8x8 tokens, as the predictor sees them) vs random init vs pixels
     python experiments/energy_landscape.py task=reach
+    # also the energy of 3x3- and 5x5-blurred token grids (the planner's objective.smoothing)
+    python experiments/energy_landscape.py task=reach "smoothing=[3,5]"
     # tokens average-pooled 2x2 (4x4 grid), 20 episodes of pick_place
     python experiments/energy_landscape.py task=pick_place pool=2 episodes=20
 
@@ -26,6 +28,7 @@ import envs
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.energy_landscape import energy_distance_correlation, pixel_features
+from planners.objective import smooth_tokens
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ def main(cfg: DictConfig) -> None:
         return lambda images: model.encode(images.unsqueeze(1))[:, 0]  # (N, tokens, D)
 
     features = {"pretrained": tokens(encoder), "random_init": tokens(random_init), "pixels": pixel_features}
+    for kernel in cfg.smoothing:  # the planner's objective.smoothing: L1 of blurred tokens = blurred energy
+        features[f"pretrained_blur{kernel}"] = lambda images, k=kernel: smooth_tokens(tokens(encoder)(images), k)
     env = envs.make_from_config(cfg.task, image_size=encoder.img_hw[0])  # render at the encoder's size
     try:
         result = energy_distance_correlation(env, features, episodes=cfg.episodes, steps=cfg.steps,

@@ -30,6 +30,6 @@ def test_script_writes_json(tmp_path, monkeypatch):
     encoder, _ = write_tiny_world_model(tmp_path / "wm", img_size=16)
     out = tmp_path / "landscape.json"
     run_script("energy_landscape.py", "task=reach", f"encoder={encoder}", "pool=1", "episodes=2", "steps=5",
-               "progress=false", f"out={out}", monkeypatch=monkeypatch)
+               "progress=false", f"out={out}", "smoothing=[3]", monkeypatch=monkeypatch)
     record = json.loads(out.read_text())
-    assert set(record["mean"]) == {"pretrained", "random_init", "pixels"} and record["frames"] == 10
+    assert set(record["mean"]) == {"pretrained", "random_init", "pixels", "pretrained_blur3"} and record["frames"] == 10

@@ -8,10 +8,11 @@ frame and the goal latent, averaged over all patch tokens and channels. Here:
 * ``steps="last"`` (default, as the paper): only the prediction after the last action counts;
   ``"sum"``: the energies of every predicted step are summed.
 * ``smoothing`` (default 1: none, as the paper): a ``k x k`` box blur of the token grid (both
-  predicted and goal latents) before the distance. Patch-wise distances only change when the
-  hand's patches overlap the goal's; far from the goal the energy was flat (reach: along the
-  straight line to the marker it stayed within 10% of its start value until 4 cm away) and a
-  short-horizon planner wandered. Blurring spreads each patch's features to its neighbours.
+  predicted and goal latents) before the distance; several sizes average their energies.
+  Patch-wise distances barely change while the hand's patches do not overlap the goal's, so
+  far from the goal the energy is nearly flat and a short-horizon planner wanders. Blurring
+  spreads each patch's features to its neighbours (``experiments/energy_landscape.py
+  smoothing=[3]`` measures how much better the energy then orders frames by distance).
 * ``action_weight`` (default 0, as the paper) adds an L1 action cost on ``action_dims``:
   among candidates the model scores almost alike, the smaller move wins. Without it, near the
   goal a horizon-1 planner swung the hand 4-5 cm back and forth between two poses the model

@@ -6,7 +6,7 @@ score better than a hand in the wrong place (README, Planning results). :func:`v
 the grip-site positions the camera sees, as a box a planner can stay inside.
 
 >>> low, high = view_box(sim, "front", image_size=64)
->>> low, high  # about (-0.18, -0.18, 0.02), (0.18, 0.18, 0.25) for the front camera
+>>> low, high  # (-0.175, -0.175, 0.02), (0.175, 0.175, 0.243) for the 64 px front camera
 """
 
 from __future__ import annotations

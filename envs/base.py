@@ -179,8 +179,12 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         return {"image": self._render(self.sim), "state": self.sim.robot_state()}
 
     def _info(self) -> dict[str, Any]:
-        """``is_success`` and ``object_pos``: privileged truth for evaluation and probes only."""
-        return {"is_success": self._is_success(self.sim), "object_pos": self._object_positions()}
+        """``is_success``, ``object_pos`` and, for tasks with a pad, ``target_pos`` (the centre of
+        the pad the object goes to, float32 ``(3,)``): privileged truth for evaluation and probes only."""
+        info = {"is_success": self._is_success(self.sim), "object_pos": self._object_positions()}
+        if self.pads:
+            info["target_pos"] = self.sim.pad_pos(getattr(self, "target", self.pads[0])).astype(np.float32)
+        return info
 
     def _object_positions(self) -> np.ndarray:
         """xyz of the cubes (the task's object first) and markers, float32 ``(3 * K,)``."""

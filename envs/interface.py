@@ -13,7 +13,8 @@ Conventions (after V-JEPA 2-AC, and matching robosuite's Panda end-effector cont
 * **Success** is ``info["is_success"]`` computed from the true simulator state; it is never
   part of the observation. ``info["object_pos"]`` float32 ``(3 * K,)`` holds the true xyz of
   the task's objects (the manipulated one first; the marker for ``reach``), for probes and
-  analysis. Both come with ``reset`` and ``step``; planners must not read them.
+  analysis; tasks that place the object somewhere add ``info["target_pos"]`` float32 ``(3,)``.
+  They come with ``reset`` and ``step``; planners must not read them.
 * ``env.unwrapped.instruction`` is a sentence naming the episode's goal (for language goals).
 """
 

@@ -9,7 +9,9 @@ Replays every episode's recorded actions from its seed (envs are deterministic, 
 whose success differs from the recorded one is an error), then logs and writes to ``out``
 (default ``replay.json`` beside the results) per episode and in summary: successes, episodes
 whose grip site came within 2 cm of the object (the cube, or reach's marker), episodes that
-lifted it more than 3 cm, and the median closest and final distances.
+lifted it more than 3 cm or moved it more than 2 cm across the table, the median closest and
+final grip-object distances and, for push and pick_place, the median start, closest and
+final distances of the object to its target pad.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@
 the envs are deterministic per seed, so replaying the actions reproduces the episode exactly.
 During the replay the true state is read (privileged, never seen by the planner): the grip
 site's distance to the task's object (the manipulated cube, or ``reach``'s marker:
-``info["object_pos"][:3]``) and how far the object rose above its start.
+``info["object_pos"][:3]``), how far the object rose above its start and moved across the
+table, and, for tasks with a target (``info["target_pos"]``: push, pick_place), the object's
+distance to it in the table plane.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 REACHED_M = 0.02  # grip site within 2 cm of the object centre: the hand got to it
 LIFTED_M = 0.03  # object centre 3 cm above its start: it was picked up
+MOVED_M = 0.02  # object centre 2 cm from its start in the table plane: it was pushed or carried
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class ReplayStats:
         closest_m: smallest grip-site to object distance over the episode, metres.
         final_m: that distance after the last action.
         max_lift_m: highest object centre above its start height (0 for a marker).
+        max_moved_m: farthest the object centre got from its start in the table plane (xy).
+        target_start_m, target_closest_m, target_final_m: object-to-target distance in the
+            table plane at the start, smallest and final; ``None`` for tasks without a target.
     """
 
     seed: int
@@ -39,6 +45,10 @@ class ReplayStats:
     closest_m: float
     final_m: float
     max_lift_m: float
+    max_moved_m: float = 0.0
+    target_start_m: float | None = None
+    target_closest_m: float | None = None
+    target_final_m: float | None = None
 
 
 def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]]) -> ReplayStats:
@@ -50,14 +60,22 @@ def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]]) 
     if len(actions) == 0:
         raise ValueError(f"episode {seed} has no actions to replay")
     _obs, info = env.reset(seed=seed)
-    start_z = float(info["object_pos"][2])
-    distances, heights = [], []
+    start = np.asarray(info["object_pos"][:3], dtype=float)
+    target_start = (float(np.linalg.norm(start[:2] - np.asarray(info["target_pos"][:2], dtype=float)))
+                    if "target_pos" in info else None)
+    distances, heights, moved, to_target = [], [], [], []
     for action in actions:
         obs, _reward, _terminated, _truncated, info = env.step(np.asarray(action, dtype=np.float32))
-        distances.append(float(np.linalg.norm(obs["state"][:3] - info["object_pos"][:3])))
-        heights.append(float(info["object_pos"][2]))
+        obj = np.asarray(info["object_pos"][:3], dtype=float)
+        distances.append(float(np.linalg.norm(obs["state"][:3] - obj)))
+        heights.append(float(obj[2]))
+        moved.append(float(np.linalg.norm(obj[:2] - start[:2])))
+        if "target_pos" in info:
+            to_target.append(float(np.linalg.norm(obj[:2] - np.asarray(info["target_pos"][:2], dtype=float))))
     return ReplayStats(seed=seed, success=bool(info["is_success"]), steps=len(actions), closest_m=min(distances),
-                       final_m=distances[-1], max_lift_m=max(0.0, max(heights) - start_z))
+                       final_m=distances[-1], max_lift_m=max(0.0, max(heights) - float(start[2])),
+                       max_moved_m=max(moved), target_start_m=target_start, target_closest_m=min(to_target) if to_target else None,
+                       target_final_m=to_target[-1] if to_target else None)
 
 
 def replay_results(env: gym.Env, results: Mapping[str, Any]) -> list[ReplayStats]:
@@ -81,17 +99,24 @@ def replay_results(env: gym.Env, results: Mapping[str, Any]) -> list[ReplayStats
 
 
 def summarize_replays(stats: Sequence[ReplayStats]) -> dict[str, Any]:
-    """Counts and medians over episodes: success, reached (closest < 2 cm), lifted (> 3 cm)."""
+    """Counts and medians over episodes: success, reached (closest < 2 cm), lifted (> 3 cm),
+    moved (> 2 cm across the table) and, with a target, the object's distances to it."""
     if not stats:
         raise ValueError("summarize_replays needs at least one episode")
-    return {
+    summary = {
         "episodes": len(stats),
         "success": sum(s.success for s in stats),
         "reached": sum(s.closest_m < REACHED_M for s in stats),
         "lifted": sum(s.max_lift_m > LIFTED_M for s in stats),
+        "moved": sum(s.max_moved_m > MOVED_M for s in stats),
         "median_closest_m": float(np.median([s.closest_m for s in stats])),
         "median_final_m": float(np.median([s.final_m for s in stats])),
     }
+    if all(s.target_final_m is not None for s in stats):
+        summary["median_target_start_m"] = float(np.median([s.target_start_m for s in stats]))
+        summary["median_target_closest_m"] = float(np.median([s.target_closest_m for s in stats]))
+        summary["median_target_final_m"] = float(np.median([s.target_final_m for s in stats]))
+    return summary
 
 
 def as_records(stats: Sequence[ReplayStats]) -> list[dict[str, Any]]:

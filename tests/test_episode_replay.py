@@ -69,3 +69,18 @@ def test_replay_script_writes_its_summary(tmp_path: Path) -> None:
                    check=True, cwd=tmp_path, capture_output=True)
     written = json.loads((tmp_path / "replay.json").read_text())
     assert written["summary"]["success"] == 1 and len(written["episodes"]) == 1
+
+
+def test_an_expert_push_moves_the_cube_onto_the_pad() -> None:
+    episode = _expert_episode("push", SEED, 40)
+    stats = replay_results(envs.make("push"), {"episodes": [episode]})[0]
+    env = envs.make("push")
+    _obs, info = env.reset(seed=SEED)
+    start = np.linalg.norm(info["object_pos"][:2] - info["target_pos"][:2])
+    assert episode["success"] and stats.target_start_m == pytest.approx(start) and start > 0.1
+    assert stats.target_closest_m < 0.04 and stats.target_final_m < 0.04 and stats.max_moved_m > 0.08
+    assert stats.max_lift_m < 0.01  # pushed, not lifted
+    summary = summarize_replays([stats])
+    assert summary["moved"] == 1 and summary["median_target_final_m"] == stats.target_final_m
+    reach = replay_episode(envs.make("reach"), SEED, [[0.0] * 7])
+    assert reach.target_final_m is None and "median_target_final_m" not in summarize_replays([reach])

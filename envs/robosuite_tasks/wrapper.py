@@ -326,9 +326,14 @@ class RobosuiteTaskEnv(gym.Env):
         return bool(self._sim_env._check_success())
 
     def _info(self) -> dict[str, Any]:
-        """Privileged fields (not for planners): success and the objects' xyz, float32 ``(3 * K,)``."""
+        """Privileged fields (not for planners): success, the objects' xyz, float32 ``(3 * K,)``, and
+        ``target_pos`` (:meth:`place_target`) for tasks that place the object."""
         positions = self._sim_env.sim.data.body_xpos[list(self._object_bodies())]  # (K, 3)
-        return {"is_success": self._is_success(), "object_pos": positions.astype(np.float32).ravel()}
+        info = {"is_success": self._is_success(), "object_pos": positions.astype(np.float32).ravel()}
+        target = self.place_target()
+        if target is not None:
+            info["target_pos"] = np.asarray(target, dtype=np.float32)  # (3,) where the object should rest
+        return info
 
     def _eef_quat_xyzw(self) -> np.ndarray:
         """robosuite's ``robot0_eef_quat``: the hand body's quaternion, (x, y, z, w)."""

@@ -77,6 +77,10 @@ def test_step_observation_and_contract(task, made):
     num_objects = 2 if task == "robosuite_stack" else 1  # the moved object first, then the target cube
     assert info["object_pos"].shape == (3 * num_objects,) and info["object_pos"].dtype == np.float32
     np.testing.assert_allclose(info["object_pos"][:3], unwrapped.object_pose()[0], atol=1e-6)
+    if unwrapped.place_target() is None:  # lifting: no place to put the object
+        assert "target_pos" not in info
+    else:
+        np.testing.assert_allclose(info["target_pos"], unwrapped.place_target(), atol=1e-6)
     assert np.array_equal(env.render(), obs["image"])
     sim_state = unwrapped.sim_state()
     assert sim_state.dtype == np.float64 and sim_state.ndim == 1

@@ -113,6 +113,12 @@ def test_observation_contract(env: gymnasium.Env) -> None:
     else:
         first = sim.marker_pos(unwrapped.markers[0])
     np.testing.assert_allclose(objects[:3], first, atol=1e-6)
+    if unwrapped.pads:  # where the object goes: the episode's target pad
+        target = sim.pad_pos(getattr(unwrapped, "target", unwrapped.pads[0]))
+        assert info["target_pos"].dtype == np.float32
+        np.testing.assert_allclose(info["target_pos"], target, atol=1e-6)
+    else:
+        assert "target_pos" not in info
 
 
 def test_action_is_the_delta_between_states(env: gymnasium.Env) -> None:

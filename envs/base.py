@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -92,7 +93,6 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         self._renderer: mujoco.Renderer | None = mujoco.Renderer(self.sim.model, self.image_size, self.image_size)
         self.instruction = ""
         self._goals: GoalImages | None = None
-        self._view_box: tuple[np.ndarray, np.ndarray] | None = None
         close_at_exit(self)
 
     # ------------------------------------------------------------------ gymnasium API
@@ -161,13 +161,11 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         """The full simulator state (physics, servo set-points, pad poses), float64 ``(S,)``."""
         return self.sim.get_state()
 
-    @property
+    @cached_property
     def view_box(self) -> tuple[np.ndarray, np.ndarray]:
         """Grip-site positions this env's camera sees, ``(low (3,), high (3,))`` metres
         (:func:`envs.scene.view.view_box`): a box a planner can keep the hand inside."""
-        if self._view_box is None:
-            self._view_box = view_box(self.sim, self.camera, self.image_size)
-        return self._view_box
+        return view_box(self.sim, self.camera, self.image_size)
 
     def set_sim_state(self, state: np.ndarray) -> None:
         """Restore a state from :meth:`sim_state` (same task and episode layout), e.g. for replay."""

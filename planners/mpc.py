@@ -50,14 +50,24 @@ class MPCConfig:
         warm_start_fill: how the shifted plan is padded at the end: ``"default"`` with the
             action space's default action (with horizon 1 this restarts from it, as the
             paper), ``"last"`` by repeating the plan's last action.
+        hold_margin: ``None`` (the paper's loop) or a cost margin ``m >= 0``: after each plan,
+            the cost of holding still (the action space's default action at every step, binary
+            dimensions such as the gripper kept as last executed) is evaluated too, and the
+            plan is executed only if its cost is below the hold's by more than ``m``; else the
+            robot holds. Where the energy is flat (a move in depth, seen by one camera), the
+            final CEM mean is sampling noise, and executing it random-walks the hand away from
+            a goal it had reached.
     """
 
     execute_steps: int = 1
     warm_start: bool = True
     warm_start_fill: Literal["default", "last"] = "default"
+    hold_margin: float | None = None
 
     def __post_init__(self) -> None:
         check_positive_int(self.execute_steps, "execute_steps")
+        if self.hold_margin is not None and not self.hold_margin >= 0:
+            raise ValueError(f"hold_margin must be None or >= 0, got {self.hold_margin}")
         if self.warm_start_fill not in WARM_START_FILLS:
             raise ValueError(f"warm_start_fill must be one of {WARM_START_FILLS}, got {self.warm_start_fill!r}")
 
@@ -69,7 +79,8 @@ class MPCLog:
     Per executed step: ``actions`` (each ``(A,)``), ``goal_indices`` and, with an
     ``energy_fn``, ``observed_energies`` of the observation the action was chosen at (toward
     the goal in force before any switch at that step). Per plan: ``plan_steps`` (the step it was made at),
-    ``plan_times_s``, ``energies`` (the plan's cost), ``iterations`` and ``timed_out``.
+    ``plan_times_s``, ``energies`` (the plan's cost), ``iterations``, ``timed_out`` and
+    ``held`` (whether the hold replaced the plan, see ``MPCConfig.hold_margin``).
     """
 
     actions: list[np.ndarray] = field(default_factory=list)
@@ -80,6 +91,7 @@ class MPCLog:
     observed_energies: list[float] = field(default_factory=list)
     iterations: list[int] = field(default_factory=list)
     timed_out: list[bool] = field(default_factory=list)
+    held: list[bool] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready copy (actions as nested lists)."""
@@ -143,17 +155,38 @@ class MPC(Generic[Obs, G]):
                 fill = (self.planner.action_space.default_action(self._last_plan.device)
                         if self.config.warm_start_fill == "default" else None)
                 init = shift_plan(self._last_plan, self._executed, fill)  # (H, A)
-        result = self.planner.plan(self.make_cost(obs, self._schedule.goal), init_mean=init)
-        self._last_plan, self._last_energy, self._executed = result.actions, result.cost, 0
-        self._queue = list(result.actions[: self.config.execute_steps])
+        cost_fn = self.make_cost(obs, self._schedule.goal)
+        result = self.planner.plan(cost_fn, init_mean=init)
+        plan, cost, held = result.actions, result.cost, False  # (H, A)
+        if self.config.hold_margin is not None:
+            hold = self._hold_plan(plan)  # (H, A)
+            with torch.no_grad():
+                hold_cost = float(cost_fn(hold[None])[0])
+            if not cost < hold_cost - self.config.hold_margin:
+                plan, cost, held = hold, hold_cost, True
+        self._last_plan, self._last_energy, self._executed = plan, cost, 0
+        self._queue = list(plan[: self.config.execute_steps])
         log = self.log
         log.plan_steps.append(self._steps)
         log.plan_times_s.append(result.elapsed_s)
-        log.energies.append(result.cost)
+        log.energies.append(cost)
         log.iterations.append(result.iterations)
         log.timed_out.append(result.timed_out)
-        logger.debug("step %d goal %d: energy %.5g in %.3f s", self._steps, self._schedule.index,
-                     result.cost, result.elapsed_s)
+        log.held.append(held)
+        logger.debug("step %d goal %d: energy %.5g in %.3f s%s", self._steps, self._schedule.index,
+                     cost, result.elapsed_s, " (held)" if held else "")
+
+    def _hold_plan(self, like: Tensor) -> Tensor:
+        """Holding still for a plan shaped like ``like`` ``(H, A)``: the action space's default
+        action, binary dimensions as last executed (before any action: as the default action
+        executes them)."""
+        space = self.planner.action_space
+        default = space.expand(space.reduce(space.default_action(like.device, like.dtype)))  # (A,)
+        if self.log.actions and space.binary_dims:
+            dims = list(space.binary_dims)
+            last = torch.as_tensor(self.log.actions[-1], device=like.device, dtype=like.dtype)
+            default[dims] = last[dims]
+        return default.expand_as(like).clone()
 
     def _energy(self, obs: Obs) -> float | None:
         """Energy toward the current goal at ``obs`` (``energy_fn``, logged), else the last plan's cost."""

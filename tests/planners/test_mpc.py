@@ -113,3 +113,43 @@ def test_mpc_validates_its_use() -> None:
         MPC(planner, make_cost).act(np.zeros(2, dtype=np.float32))
     with pytest.raises(ValueError, match="warm_start_fill"):
         MPCConfig(warm_start_fill="zeros")
+
+
+def flat_in_y_cost(obs: np.ndarray, goal: torch.Tensor):
+    """Cost on the final x only ``(B, H, A) -> (B,)``: every y (and any further dimension) ties."""
+    start = torch.as_tensor(obs)
+
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        return (start[0] + actions[..., 0].sum(dim=1) - goal[0]).abs()
+
+    return cost
+
+
+def test_hold_margin_stops_the_drift_where_the_cost_is_flat() -> None:
+    finals = {}
+    for margin in (None, 0.0):
+        env = PointMass(start=(0.0, 0.0), goal=(0.0, 0.0), tol=-1.0)  # never done: run all steps
+        planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=32, iterations=2, topk=4)
+        mpc = MPC(planner, flat_in_y_cost, MPCConfig(hold_margin=margin))
+        mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+        log = mpc.run(env.pos.copy(), env.step, max_steps=20)
+        finals[margin] = env.pos.copy()
+        assert len(log.held) == 20 and all(log.held) == (margin is not None)
+    assert abs(finals[None][1]) > 0.3  # the CEM mean's noise in y random-walks the point away
+    assert np.array_equal(finals[0.0], np.zeros(2))  # holding is never beaten: it stays
+
+
+def test_hold_margin_still_moves_toward_a_goal_and_keeps_the_gripper() -> None:
+    space = ActionSpace(dim=3, planned_dims=[0, 1, 2], binary_dims=[2])  # x, y and an open/closed gripper
+    env = PointMass(start=(3.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
+    planner = make_planner("cem", space, seed=0, horizon=1, num_samples=64, iterations=3)
+    mpc = MPC(planner, flat_in_y_cost, MPCConfig(hold_margin=0.05))
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    log = mpc.run(env.pos.copy(), lambda a: env.step(a[:2]), max_steps=12)
+    assert abs(env.pos[0]) < 0.1  # the plans that move toward x = 0 beat holding by more than 0.05
+    assert not log.held[0] and log.held[-1]  # then, at the goal, it holds
+    for before, now, held in zip(log.actions, log.actions[1:], log.held[1:], strict=False):
+        if held:
+            assert now[0] == now[1] == 0 and now[2] == before[2]  # still, gripper as it was
+    with pytest.raises(ValueError, match="hold_margin"):
+        MPCConfig(hold_margin=-0.1)

@@ -250,7 +250,7 @@ class WorldModelCosts:
         z = self.latent(obs)[None]  # (1, N, D)
         state = torch.as_tensor(obs["state"], dtype=torch.float32, device=z.device)[None]  # (1, 7)
         return LatentGoalCost(lambda actions: self.world_model.rollout(z, state, actions), goal, self.objective,
-                              self.penalty(obs))
+                              self.penalty(obs), observed=z[0])
 
     def penalty(self, obs: Mapping[str, np.ndarray]) -> Callable[[Tensor], Tensor] | None:
         """The workspace cost ``actions (B, H, A) -> (B,)`` of plans from ``obs``; ``None`` without a box."""

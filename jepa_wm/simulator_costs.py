@@ -48,7 +48,7 @@ class SimulatorCosts(WorldModelCosts):
 
     def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor) -> LatentGoalCost:
         """Cost of candidate actions ``(B, H, A)``: energy of the simulated frames vs ``goal``."""
-        return LatentGoalCost(self.rollout, goal, self.objective, self.penalty(obs))
+        return LatentGoalCost(self.rollout, goal, self.objective, self.penalty(obs), observed=self.latent(obs))
 
     def rollout(self, actions: Tensor) -> Tensor:
         """Encode the true frames after each candidate's actions ``(B, H, A)`` -> ``(B, H, N, D)``.

@@ -17,6 +17,12 @@ frame and the goal latent, averaged over all patch tokens and channels. Here:
   among candidates the model scores almost alike, the smaller move wins. Without it, near the
   goal a horizon-1 planner swung the hand 4-5 cm back and forth between two poses the model
   scored alike (reach episodes came within 2 cm of the marker, then ended 3-5 cm away).
+* ``anchor`` (default off, as the paper) scores ``z_obs + pred(a) - pred(a_still)``: the
+  predicted change that a candidate makes relative to keeping the hand still, added to the
+  observed latent. A predictor's error at the current frame (it does not reproduce the
+  observation exactly even when nothing moves) is shared by all candidates and cancels, so
+  the energy compares candidates by what their actions change. It costs one extra rollout per
+  distinct still action (the gripper commands among the candidates: one or two).
 
 :class:`LatentGoalCost` wraps a ``rollout(actions) -> predicted latents`` callable and a goal
 latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model. An
@@ -52,6 +58,10 @@ class ObjectiveConfig:
         action_dims: the action dimensions it counts (default: delta xyz).
         smoothing: odd side ``k`` of the box blur over the (square) token grid (1: none), or
             several: the energy is then the mean of the distances at each blur (e.g. ``(1, 3)``).
+        anchor: score ``z_obs + pred(a) - pred(a_still)`` instead of ``pred(a)``, where
+            ``a_still`` is the candidate with ``action_dims`` zeroed (the hand still, the other
+            dimensions as the candidate's) and ``z_obs`` the observation's latent: the error
+            the predictor makes at the current frame, shared by every candidate, cancels.
     """
 
     distance: Distance = "l1"
@@ -59,6 +69,7 @@ class ObjectiveConfig:
     action_weight: float = 0.0
     action_dims: Sequence[int] = (0, 1, 2)
     smoothing: int | Sequence[int] = 1
+    anchor: bool = False
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -139,20 +150,25 @@ class LatentGoalCost:
         goal: goal latent ``(N, D)``; its device is where planners create candidates.
         config: distance and which steps count.
         penalty: ``actions (B, H, A) -> (B,)`` added to the cost (``None``: nothing).
+        observed: the current observation's latent ``(N, D)``; required with ``config.anchor``.
     """
 
     def __init__(self, rollout: Callable[[Tensor], Tensor], goal: Tensor,
                  config: ObjectiveConfig = ObjectiveConfig(),
-                 penalty: Callable[[Tensor], Tensor] | None = None) -> None:
+                 penalty: Callable[[Tensor], Tensor] | None = None, observed: Tensor | None = None) -> None:
         if not callable(rollout):
             raise TypeError(f"rollout must be callable actions -> z_pred, got {type(rollout).__name__}")
         if not isinstance(goal, Tensor) or goal.ndim != 2:
             raise ValueError(f"goal must be a latent tensor (N, D), got "
                              f"{tuple(goal.shape) if isinstance(goal, Tensor) else type(goal).__name__}")
+        if config.anchor and (observed is None or observed.shape != goal.shape):
+            raise ValueError(f"anchor=True needs the observation's latent shaped like the goal {tuple(goal.shape)}, "
+                             f"got {None if observed is None else tuple(observed.shape)}")
         self.rollout = rollout
         self.goal = goal
         self.config = config
         self.penalty = penalty
+        self.observed = observed
 
     @property
     def device(self) -> torch.device:
@@ -172,8 +188,21 @@ class LatentGoalCost:
             cost = cost + self.penalty(actions).to(cost)
         return cost
 
-    def _energy(self, actions: Tensor) -> Tensor:
+    def _predict(self, actions: Tensor) -> Tensor:
+        """The rollout of ``actions`` ``(B, H, A)``, anchored at the observation with ``config.anchor``."""
         z_pred = self.rollout(actions)
+        if not self.config.anchor:
+            return z_pred
+        still = actions.detach().clone()
+        still[..., list(self.config.action_dims)] = 0
+        unique, inverse = torch.unique(still, dim=0, return_inverse=True)  # few rows: one per gripper command
+        with torch.no_grad():
+            z_still = self.rollout(unique)[inverse]
+        observed = self.observed.to(z_pred)  # type: ignore[union-attr]
+        return observed + (z_pred - z_still)
+
+    def _energy(self, actions: Tensor) -> Tensor:
+        z_pred = self._predict(actions)
         batch, distance, smoothing = actions.shape[0], self.config.distance, self.config.smoothing
         if z_pred.ndim == 3 and self.config.steps == "last":
             return latent_energy(z_pred, self.goal, distance, smoothing)

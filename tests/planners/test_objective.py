@@ -113,3 +113,27 @@ def test_smoothing_by_hand_and_what_it_does_to_a_shift() -> None:
         ObjectiveConfig(smoothing=2)
     with pytest.raises(ValueError, match="square"):
         latent_energy(torch.zeros(1, 6, 1), torch.zeros(6, 1), smoothing=3)
+
+
+def test_anchor_cancels_the_predictors_error_at_the_current_frame() -> None:
+    torch.manual_seed(0)
+    observed, goal = torch.randn(4, 3), torch.randn(4, 3)  # (N, D)
+    weights, bias = torch.randn(7, 3), torch.randn(4, 3)  # a linear predictor that is off by `bias`
+
+    def rollout(actions: torch.Tensor) -> torch.Tensor:  # (B, H, 7) -> (B, H, N, D)
+        moves = actions.cumsum(1) @ weights  # (B, H, 3)
+        return observed + bias + moves[:, :, None, :] + actions[..., 6:7, None] ** 2  # the gripper acts too
+
+    actions = torch.randn(5, 2, 7)
+    actions[:, :, 6] = torch.tensor([-1.0, 1.0]).repeat(5, 1)[:5, :1]  # two gripper commands among the candidates
+    anchored = LatentGoalCost(rollout, goal, ObjectiveConfig(anchor=True), observed=observed)(actions)
+    still = actions.clone()
+    still[..., :3] = 0
+    by_hand = latent_energy(observed + rollout(actions)[:, -1] - rollout(still)[:, -1], goal)
+    assert torch.allclose(anchored, by_hand, atol=1e-6)
+    # the bias is gone: the same as a predictor without it
+    unbiased = LatentGoalCost(lambda a: rollout(a) - bias, goal, ObjectiveConfig(anchor=True), observed=observed)
+    assert torch.allclose(anchored, unbiased(actions), atol=1e-6)
+    assert not torch.allclose(anchored, LatentGoalCost(rollout, goal)(actions))
+    with pytest.raises(ValueError, match="anchor"):
+        LatentGoalCost(rollout, goal, ObjectiveConfig(anchor=True))

@@ -56,7 +56,8 @@ class MPCConfig:
             plan is executed only if its cost is below the hold's by more than ``m``; else the
             robot holds. Where the energy is flat (a move in depth, seen by one camera), the
             final CEM mean is sampling noise, and executing it random-walks the hand away from
-            a goal it had reached.
+            a goal it had reached. It also stops the hand wherever the model predicts no gain
+            from moving, short of the goal: on reach it lost more episodes than it saved (README).
     """
 
     execute_steps: int = 1

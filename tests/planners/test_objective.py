@@ -122,10 +122,10 @@ def test_anchor_cancels_the_predictors_error_at_the_current_frame() -> None:
 
     def rollout(actions: torch.Tensor) -> torch.Tensor:  # (B, H, 7) -> (B, H, N, D)
         moves = actions.cumsum(1) @ weights  # (B, H, 3)
-        return observed + bias + moves[:, :, None, :] + actions[..., 6:7, None] ** 2  # the gripper acts too
+        return observed + bias + moves[:, :, None, :] + 0.3 * actions[..., 6:7, None]  # the gripper acts too
 
     actions = torch.randn(5, 2, 7)
-    actions[:, :, 6] = torch.tensor([-1.0, 1.0]).repeat(5, 1)[:5, :1]  # two gripper commands among the candidates
+    actions[:, :, 6] = torch.tensor([-1.0, 1.0, -1.0, 1.0, 1.0])[:, None]  # two gripper commands among the candidates
     anchored = LatentGoalCost(rollout, goal, ObjectiveConfig(anchor=True), observed=observed)(actions)
     still = actions.clone()
     still[..., :3] = 0

@@ -207,8 +207,11 @@ def write_episode_file(
 def append_demo(dst: h5py.File, src: h5py.Group, name: str) -> int:
     """Copy the demo group ``src`` into ``dst`` as ``data/<name>``, commit it, and flush.
 
-    The compressed image chunks are copied as they are (no re-encoding). The group is
-    renamed to ``name`` only after the copy, then ``total`` is updated and the file flushed.
+    The compressed image chunks are copied as they are (no re-encoding). The copy is flushed
+    under a staging name first, so the group is renamed to ``name`` only once its contents are
+    on disk; then ``total`` is updated and the file flushed again. (HDF5 writes are not
+    transactional: a SIGKILL between the rename and the last flush can still leave ``total``
+    stale; :class:`~jepa_wm.data.store.EpisodeStore` repairs that when it opens the file.)
 
     Returns:
         The demo's number of samples.
@@ -216,6 +219,7 @@ def append_demo(dst: h5py.File, src: h5py.Group, name: str) -> int:
     data = dst[DATA]
     staging = UNCOMMITTED_PREFIX + name
     data.copy(src, data, name=staging)
+    dst.flush()
     data.move(staging, name)
     n = int(src.attrs["num_samples"])
     data.attrs["total"] = int(data.attrs["total"]) + n

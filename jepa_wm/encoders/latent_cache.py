@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from jepa_wm.data.formats import FORMATS_BY_NAME, ObsFormat, validate_file
-from jepa_wm.data.hdf5 import DATA, UNCOMMITTED_PREFIX, remove_uncommitted
+from jepa_wm.data.hdf5 import DATA, UNCOMMITTED_PREFIX, commit_staged, remove_uncommitted
 from jepa_wm.encoders.frozen import FrozenEncoder
 
 logger = logging.getLogger(__name__)
@@ -134,13 +134,11 @@ def build_latent_cache(
                 np.ascontiguousarray(_frames(demo, fmt, flip_images))
             )  # (N+1, H, W, 3)
             latents = encoder.encode(frames.permute(0, 3, 1, 2).unsqueeze(0))[0]  # (N+1, tokens, D)
-            staging = UNCOMMITTED_PREFIX + name
-            group = data.create_group(staging)
+            group = data.create_group(UNCOMMITTED_PREFIX + name)
             group.create_dataset(LATENTS, data=latents.to("cpu", torch.float16).numpy())
             group.attrs["num_samples"] = summary.demo_lengths[name]
             group.attrs["image_digest"] = _image_digest(demo, fmt)
-            cache.flush()  # on disk before it gets its final name
-            data.move(staging, name)
+            commit_staged(cache, name)
             cache.flush()
     return cache_path
 

@@ -61,8 +61,7 @@ def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]]) 
         raise ValueError(f"episode {seed} has no actions to replay")
     _obs, info = env.reset(seed=seed)
     start = np.asarray(info["object_pos"][:3], dtype=float)
-    target_start = (float(np.linalg.norm(start[:2] - np.asarray(info["target_pos"][:2], dtype=float)))
-                    if "target_pos" in info else None)
+    target = np.asarray(info["target_pos"][:2], dtype=float) if "target_pos" in info else None  # pads stay put
     distances, heights, moved, to_target = [], [], [], []
     for action in actions:
         obs, _reward, _terminated, _truncated, info = env.step(np.asarray(action, dtype=np.float32))
@@ -70,12 +69,13 @@ def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]]) 
         distances.append(float(np.linalg.norm(obs["state"][:3] - obj)))
         heights.append(float(obj[2]))
         moved.append(float(np.linalg.norm(obj[:2] - start[:2])))
-        if "target_pos" in info:
-            to_target.append(float(np.linalg.norm(obj[:2] - np.asarray(info["target_pos"][:2], dtype=float))))
+        if target is not None:
+            to_target.append(float(np.linalg.norm(obj[:2] - target)))
+    targets = {} if target is None else {"target_start_m": float(np.linalg.norm(start[:2] - target)),
+                                         "target_closest_m": min(to_target), "target_final_m": to_target[-1]}
     return ReplayStats(seed=seed, success=bool(info["is_success"]), steps=len(actions), closest_m=min(distances),
                        final_m=distances[-1], max_lift_m=max(0.0, max(heights) - float(start[2])),
-                       max_moved_m=max(moved), target_start_m=target_start, target_closest_m=min(to_target) if to_target else None,
-                       target_final_m=to_target[-1] if to_target else None)
+                       max_moved_m=max(moved), **targets)
 
 
 def replay_results(env: gym.Env, results: Mapping[str, Any]) -> list[ReplayStats]:

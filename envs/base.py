@@ -12,7 +12,6 @@ planner gets no privileged stop signal); they are truncated by the registered ti
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from functools import cached_property
@@ -30,8 +29,6 @@ from envs.interface import ACTION_DIM, DEFAULT_IMAGE_SIZE, STATE_DIM, GoalImages
 from envs.scene import CAMERAS, CONTROL_HZ, TabletopSim, build_scene
 from envs.scene.arm import FINGER_TRAVEL, WORKSPACE_HIGH, WORKSPACE_LOW
 from envs.scene.view import view_box
-
-log = logging.getLogger(__name__)
 
 START_LOW = np.array([-0.10, -0.10, 0.12])  # m, box the end-effector starts in
 START_HIGH = np.array([0.10, 0.10, 0.20])
@@ -157,11 +154,15 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
             sim = self.sim.copy()
             sim.set_state(self._start_state)
             limit = self.spec.max_episode_steps if self.spec and self.spec.max_episode_steps else self.max_episode_steps
-            self._goals, solved = expert_goal_images(
-                sim, self._expert(sim, None), self.goal_phases, self._render, self._is_success, limit
+            self._goals = expert_goal_images(
+                self._expert(sim, None),
+                apply=sim.step,
+                observe=lambda: (self._render(sim), sim.robot_state()),
+                is_success=lambda: self._is_success(sim),
+                capture=self.goal_phases,
+                max_steps=limit,
+                label=self.task_name,
             )
-            if not solved:
-                log.warning("%s: the expert's final goal image does not show success", self.task_name)
         return self._goals
 
     def sim_state(self) -> np.ndarray:

@@ -1,8 +1,8 @@
-"""Goal images: run the noiseless scripted expert in a copy of the simulation and photograph it.
+"""Goal images: photograph the noiseless scripted expert at given phases of its run.
 
-The copy has its own ``MjData`` (model shared), so the environment's physics, random
-generator and episode are untouched; only the renderer is borrowed, and every observation
-re-renders from the environment's own data.
+One capture loop serves every simulator: the caller runs the expert in a copy of its
+simulation (a second ``MjData`` for our tasks, a second robosuite instance for robosuite's)
+and hands over how to step and observe that copy, so the environment itself is untouched.
 """
 
 from __future__ import annotations
@@ -12,60 +12,78 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from envs.experts import ScriptedExpert
-from envs.interface import GoalImages
-from envs.scene.sim import TabletopSim
+from envs.interface import Expert, GoalImages
 
 log = logging.getLogger(__name__)
 
 
 def expert_goal_images(
-    sim: TabletopSim,
-    expert: ScriptedExpert,
+    expert: Expert,
+    apply: Callable[[np.ndarray], object],
+    observe: Callable[[], tuple[np.ndarray, np.ndarray]],
+    is_success: Callable[[], bool],
     capture: Mapping[str, str],
-    render: Callable[[TabletopSim], np.ndarray],
-    is_success: Callable[[TabletopSim], bool],
     max_steps: int,
-) -> tuple[GoalImages, bool]:
-    """Roll ``expert`` out in ``sim`` (a copy) and capture one image per goal name.
+    restart_phase: str | None = None,
+    label: str = "expert",
+) -> GoalImages:
+    """Roll ``expert`` out and capture one image per goal name.
+
+    The image of a goal is taken at the first step whose action is computed in its phase
+    (before that action is applied). When the expert changes into ``restart_phase`` (it lost
+    the object and starts over), the images taken so far are dropped and captured again on the
+    way. The rollout stops once the last goal is captured, or after ``max_steps`` actions.
 
     Args:
-        sim: the simulation copy the expert acts in (it is stepped).
-        expert: a noiseless expert bound to ``sim``.
-        capture: expert phase -> goal name, in goal order; the image is taken at the first
-            step whose action is computed in that phase (before the action is applied), e.g.
+        expert: a noiseless expert acting in the simulation that ``apply`` steps.
+        apply: applies one action, float32 ``(7,)``, for one control step (its result is unused).
+        observe: the current image, uint8 ``(H, W, 3)`` rendered like the observations, and
+            robot state, float32 ``(7,)``.
+        is_success: the task's success test on the current state.
+        capture: expert phase -> goal name, in goal order, the final goal last, e.g.
             ``{"carry": "grasped", "lower": "above_target", "done": "final"}``.
-        render: renders a simulation the way observations are rendered, uint8 ``(H, W, 3)``.
-        is_success: the task's success test.
-        max_steps: the episode length; the rollout never goes beyond it.
+        max_steps: the most actions applied (the episode length).
+        restart_phase: the phase the expert goes back to when it starts over; ``None`` keeps the
+            first image of every goal.
+        label: names the rollout in log messages (e.g. the task name).
 
     Returns:
-        The goal images, and whether the task was solved when the final image was taken.
-        Goals the expert never reached get the last frame (a warning is logged).
+        The goal images. Goals the expert never reached get the last frame; that, and a last
+        frame that does not show the task solved, are logged as warnings.
     """
+    if not capture:
+        raise ValueError("capture must map at least one expert phase to a goal name, got an empty mapping")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 0:
+        raise ValueError(f"max_steps must be a non-negative int, got {max_steps!r}")
     names = tuple(capture.values())
-    shots: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}
+    shots: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}  # name -> (image, state, step)
+    previous = expert.phase
     step = 0
     while True:
         action = expert.act()
-        name = capture.get(expert.phase)
+        phase = expert.phase
+        if phase == restart_phase and phase != previous:
+            shots.clear()
+        previous = phase
+        name = capture.get(phase)
         if name is not None and name not in shots:
-            shots[name] = (render(sim), step, sim.robot_state())
+            shots[name] = (*observe(), step)
         if names[-1] in shots or step == max_steps:
             break
-        sim.step(action)
+        apply(action)
         step += 1
     missing = [n for n in names if n not in shots]
     if missing:
-        log.warning("expert did not reach goal(s) %s in %d steps; using the last frame", missing, max_steps)
-        last = (render(sim), step, sim.robot_state())
+        log.warning("%s: the expert did not reach goal(s) %s in %d steps; using the last frame", label, missing, step)
+        last = (*observe(), step)
         for n in missing:
             shots[n] = last
+    if not is_success():
+        log.warning("%s: the expert's final goal image does not show success", label)
     ordered = [shots[n] for n in names]
-    goals = GoalImages(
+    return GoalImages(
         images=tuple(s[0] for s in ordered),
         names=names,
-        steps=tuple(s[1] for s in ordered),
-        states=np.stack([s[2] for s in ordered]),
+        steps=tuple(s[2] for s in ordered),
+        states=np.stack([s[1] for s in ordered]),
     )
-    return goals, is_success(sim)

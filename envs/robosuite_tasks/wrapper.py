@@ -22,7 +22,6 @@ flipped upright (robosuite's renderer returns them upside down).
 from __future__ import annotations
 
 import copy
-import logging
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -33,10 +32,9 @@ from robosuite.utils.transform_utils import convert_quat
 from scipy.spatial.transform import Rotation
 
 from envs._gl import close_at_exit, forget_at_exit
+from envs.goals import expert_goal_images
 from envs.interface import ACTION_DIM, DEFAULT_IMAGE_SIZE, POS_SCALE, ROT_SCALE, STATE_DIM, GoalImages
 from envs.robosuite_tasks.experts import ExpertSettings, ScriptedPickPlaceExpert
-
-logger = logging.getLogger(__name__)
 
 # Arguments this wrapper sets itself; they cannot be passed through to robosuite.
 _RESERVED_KWARGS = frozenset(
@@ -363,36 +361,13 @@ class RobosuiteTaskEnv(gym.Env):
         self._reset_episode(episode_seed)
         if not np.array_equal(self.sim_state(), initial_state):
             raise RuntimeError(f"{self.task_name}: the goal copy did not reproduce the start of episode {episode_seed}")
-        expert = self.make_expert(noise=0.0)
-        captured: dict[str, tuple[np.ndarray, int, np.ndarray]] = {}
-        previous = expert.phase
-        for step in range(GOAL_STEP_LIMIT):
-            action = expert.act()
-            if expert.phase != previous:
-                if expert.phase == "approach":
-                    captured.clear()  # the object was dropped: the expert starts over
-                if expert.phase in self.goal_phases:
-                    captured[self.goal_phases[expert.phase]] = (self._render_image(), step, self._robot_state())
-                previous = expert.phase
-            if expert.phase == "done":
-                break
-            self._apply(action)
-        names = tuple(self.goal_phases.values())
-        missing = [n for n in names if n not in captured]
-        if missing or not self._is_success():
-            logger.warning(
-                "%s: the expert did not finish cleanly in the goal copy (missing %s, success %s); "
-                "missing goals use the last frame",
-                self.task_name,
-                missing,
-                self._is_success(),
-            )
-            last = (self._render_image(), step, self._robot_state())
-            for name in missing:
-                captured[name] = last
-        return GoalImages(
-            images=tuple(captured[n][0] for n in names),
-            names=names,
-            steps=tuple(captured[n][1] for n in names),
-            states=np.stack([captured[n][2] for n in names]),
+        return expert_goal_images(
+            self.make_expert(noise=0.0),
+            apply=self._apply,
+            observe=lambda: (self._render_image(), self._robot_state()),
+            is_success=self._is_success,
+            capture=self.goal_phases,
+            max_steps=GOAL_STEP_LIMIT,
+            restart_phase="approach",  # the object was dropped: the expert starts over
+            label=self.task_name,
         )

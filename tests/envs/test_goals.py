@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
 import envs
+from envs.goals import expert_goal_images
 
 TASKS = envs.registered_tasks(backend="mujoco")
 GOAL_NAMES = {
@@ -14,6 +17,67 @@ GOAL_NAMES = {
     "pick_place": ("at_cube", "closed", "grasped", "above_target", "placed", "final"),
     "pick_place_multi": ("at_cube", "closed", "grasped", "above_target", "placed", "final"),
 }
+
+
+class ScriptedPhases:
+    """A stand-in simulator and expert: the expert walks through ``phases``, one per action, and
+    the simulator counts the actions applied to it (images and states show that count)."""
+
+    def __init__(self, phases: list[str], solved: bool = True) -> None:
+        self.phases, self.solved = phases, solved
+        self.acted = self.applied = 0
+
+    @property
+    def phase(self) -> str:
+        return self.phases[max(self.acted - 1, 0)]
+
+    def act(self) -> np.ndarray:
+        self.acted += 1
+        return np.full(7, self.acted, dtype=np.float32)
+
+    def apply(self, action: np.ndarray) -> None:
+        assert action[0] == self.acted  # the action just computed is the one applied
+        self.applied += 1
+
+    def observe(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.full((2, 2, 3), self.applied, dtype=np.uint8), np.full(7, self.applied, dtype=np.float32)
+
+    def goals(self, capture: dict[str, str], max_steps: int = 20, restart_phase: str | None = None):
+        return expert_goal_images(
+            self, self.apply, self.observe, lambda: self.solved, capture, max_steps, restart_phase, label="fake"
+        )
+
+
+# The expert grips (carry), drops the object (back to approach), grips again and finishes.
+DROPPING = ["approach", "approach", "lift", "carry", "approach", "lift", "carry", "place", "done", "done"]
+CAPTURE = {"carry": "grasped", "place": "above_target", "done": "final"}
+
+
+@pytest.mark.parametrize(("restart_phase", "grasped_step"), [("approach", 6), (None, 3)])
+def test_a_restart_retakes_the_goals_captured_before_it(restart_phase: str | None, grasped_step: int) -> None:
+    run = ScriptedPhases(DROPPING)
+    goals = run.goals(CAPTURE, restart_phase=restart_phase)
+    assert goals.names == ("grasped", "above_target", "final")
+    assert goals.steps == (grasped_step, 7, 8)  # first step computed in the phase, before its action
+    for image, state, step in zip(goals.images, goals.states, goals.steps, strict=True):
+        assert (image == step).all() and (state == step).all()
+    assert run.applied == 8  # stops at the final goal without applying its action
+
+
+def test_goals_the_expert_never_reaches_get_the_last_frame(caplog: pytest.LogCaptureFixture) -> None:
+    run = ScriptedPhases(["approach"] * 3 + ["carry"] * 30, solved=False)
+    with caplog.at_level(logging.WARNING, logger="envs.goals"):
+        goals = run.goals(CAPTURE, max_steps=10)
+    assert run.applied == 10 and goals.steps == (3, 10, 10)
+    assert (goals.images[1] == 10).all() and goals.images[2] is goals.images[1]
+    assert "['above_target', 'final']" in caplog.text and "does not show success" in caplog.text
+
+
+def test_goal_capture_refuses_an_empty_capture_or_a_negative_step_limit() -> None:
+    with pytest.raises(ValueError, match="capture"):
+        ScriptedPhases(DROPPING).goals({})
+    with pytest.raises(ValueError, match="max_steps"):
+        ScriptedPhases(DROPPING).goals(CAPTURE, max_steps=-1)
 
 
 @pytest.mark.parametrize("name", TASKS)

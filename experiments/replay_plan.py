@@ -12,18 +12,28 @@ whose grip site came within 2 cm of the object (the cube, or reach's marker), ep
 lifted it more than 3 cm or moved it more than 2 cm across the table, the median closest and
 final grip-object distances and, for push and pick_place, the median start, closest and
 final distances of the object to its target pad.
+
+With ``arrival_radius`` (metres, default 2 cm; null skips it) it also calibrates
+``mpc.arrival_energy`` (:mod:`jepa_wm.arrival`): the lowest energy toward the final goal that
+the planner observed farther than that from the object. Calibrate on seeds other than the
+evaluation's::
+
+    python experiments/plan.py task=reach episodes=30 seed=1000100 workers=2 video=false hydra.run.dir=runs/plan/dev
+    python experiments/replay_plan.py results=runs/plan/dev/results.json
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 import envs
+from jepa_wm.arrival import calibrate_from_replays
 from jepa_wm.episode_replay import as_records, replay_results, summarize_replays
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,11 @@ def main(cfg: DictConfig) -> None:
     finally:
         env.close()
     summary = summarize_replays(stats)
+    if cfg.arrival_radius is not None:
+        try:
+            summary["arrival"] = asdict(calibrate_from_replays(results["episodes"], stats, cfg.arrival_radius))
+        except (KeyError, ValueError) as err:
+            raise SystemExit(f"error: cannot calibrate the arrival energy from {path}: {type(err).__name__}: {err}") from None
     out = Path(cfg.out) if cfg.out else path.with_name("replay.json")
     out.write_text(json.dumps({"results": str(path), "summary": summary, "episodes": as_records(stats)}, indent=1))
     log.info("%s: %s (written to %s)", task["name"], json.dumps(summary), out)

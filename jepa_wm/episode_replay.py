@@ -12,7 +12,7 @@ distance to it in the table plane.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -37,6 +37,8 @@ class ReplayStats:
         max_moved_m: farthest the object centre got from its start in the table plane (xy).
         target_start_m, target_closest_m, target_final_m: object-to-target distance in the
             table plane at the start, smallest and final; ``None`` for tasks without a target.
+        distances_m: grip-site to object distance at every observation, from the reset's
+            (``steps + 1`` values; entry ``t`` is where action ``t`` was chosen).
     """
 
     seed: int
@@ -49,6 +51,7 @@ class ReplayStats:
     target_start_m: float | None = None
     target_closest_m: float | None = None
     target_final_m: float | None = None
+    distances_m: list[float] = field(default_factory=list)
 
 
 def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]]) -> ReplayStats:
@@ -59,10 +62,10 @@ def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]]) 
     """
     if len(actions) == 0:
         raise ValueError(f"episode {seed} has no actions to replay")
-    _obs, info = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed)
     start = np.asarray(info["object_pos"][:3], dtype=float)
     target = np.asarray(info["target_pos"][:2], dtype=float) if "target_pos" in info else None  # pads stay put
-    distances, heights, moved, to_target = [], [], [], []
+    distances, heights, moved, to_target = [float(np.linalg.norm(obs["state"][:3] - start))], [], [], []
     for action in actions:
         obs, _reward, _terminated, _truncated, info = env.step(np.asarray(action, dtype=np.float32))
         obj = np.asarray(info["object_pos"][:3], dtype=float)
@@ -73,9 +76,9 @@ def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]]) 
             to_target.append(float(np.linalg.norm(obj[:2] - target)))
     targets = {} if target is None else {"target_start_m": float(np.linalg.norm(start[:2] - target)),
                                          "target_closest_m": min(to_target), "target_final_m": to_target[-1]}
-    return ReplayStats(seed=seed, success=bool(info["is_success"]), steps=len(actions), closest_m=min(distances),
+    return ReplayStats(seed=seed, success=bool(info["is_success"]), steps=len(actions), closest_m=min(distances[1:]),
                        final_m=distances[-1], max_lift_m=max(0.0, max(heights) - float(start[2])),
-                       max_moved_m=max(moved), **targets)
+                       max_moved_m=max(moved), distances_m=distances, **targets)
 
 
 def replay_results(env: gym.Env, results: Mapping[str, Any]) -> list[ReplayStats]:

@@ -59,17 +59,26 @@ class MPCConfig:
             final CEM mean is sampling noise, and executing it random-walks the hand away from
             a goal it had reached. It also stops the hand wherever the model predicts no gain
             from moving, short of the goal: on reach it lost more episodes than it saved (README).
+        arrival_energy: ``None`` (the paper's loop) or an energy ``e``: on the final goal,
+            while the *observed* energy toward it (``energy_fn``) is below ``e``, the robot holds
+            still (as for ``hold_margin``) instead of planning. Unlike ``hold_margin``, which
+            trusts the predicted gain of a move, this trusts only the encoded observation: the
+            goal counts as reached. Calibrate ``e`` on episodes other than the evaluation's
+            (``jepa_wm.arrival.calibrate_arrival_energy``).
     """
 
     execute_steps: int = 1
     warm_start: bool = True
     warm_start_fill: Literal["default", "last"] = "default"
     hold_margin: float | None = None
+    arrival_energy: float | None = None
 
     def __post_init__(self) -> None:
         check_positive_int(self.execute_steps, "execute_steps")
         if self.hold_margin is not None and not self.hold_margin >= 0:
             raise ValueError(f"hold_margin must be None or >= 0, got {self.hold_margin}")
+        if self.arrival_energy is not None and not self.arrival_energy > 0:
+            raise ValueError(f"arrival_energy must be None or > 0, got {self.arrival_energy}")
         if self.warm_start_fill not in WARM_START_FILLS:
             raise ValueError(f"warm_start_fill must be one of {WARM_START_FILLS}, got {self.warm_start_fill!r}")
 
@@ -82,7 +91,9 @@ class MPCLog:
     ``energy_fn``, ``observed_energies`` of the observation the action was chosen at (toward
     the goal in force before any switch at that step). Per plan: ``plan_steps`` (the step it was made at),
     ``plan_times_s``, ``energies`` (the plan's cost), ``iterations``, ``timed_out`` and
-    ``held`` (whether the hold replaced the plan, see ``MPCConfig.hold_margin``).
+    ``held`` (whether the hold replaced the plan, see ``MPCConfig.hold_margin``). Steps held
+    because the goal counted as reached (``MPCConfig.arrival_energy``) make no plan; they are
+    listed in ``arrived_steps``.
     """
 
     actions: list[np.ndarray] = field(default_factory=list)
@@ -94,6 +105,7 @@ class MPCLog:
     iterations: list[int] = field(default_factory=list)
     timed_out: list[bool] = field(default_factory=list)
     held: list[bool] = field(default_factory=list)
+    arrived_steps: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready copy (actions as nested lists)."""
@@ -118,6 +130,8 @@ class MPC(Generic[Obs, G]):
         if config.execute_steps > planner.horizon:
             raise ValueError(f"execute_steps ({config.execute_steps}) must be <= the planner's "
                              f"horizon ({planner.horizon})")
+        if config.arrival_energy is not None and energy_fn is None:
+            raise ValueError("MPCConfig.arrival_energy needs an energy_fn (the observed energy toward the goal)")
         self.planner = planner
         self.make_cost = make_cost
         self.config = config
@@ -185,6 +199,12 @@ class MPC(Generic[Obs, G]):
             default[dims] = last[dims]
         return default.expand_as(like).clone()
 
+    def _arrived(self, energy: float | None) -> bool:
+        """Whether the final goal counts as reached at an observation with ``energy``."""
+        assert self._schedule is not None
+        threshold = self.config.arrival_energy
+        return threshold is not None and self._schedule.is_final and energy is not None and energy < threshold
+
     def _energy(self, obs: Obs) -> float | None:
         """Energy toward the current goal at ``obs`` (``energy_fn``, logged), else the last plan's cost."""
         assert self._schedule is not None
@@ -205,14 +225,22 @@ class MPC(Generic[Obs, G]):
         if schedule is None:
             raise RuntimeError("call MPC.reset(schedule) before MPC.act")
         energy = self._energy(obs)
-        if self._steps > 0 and schedule.update(energy):
+        switched = self._steps > 0 and schedule.update(energy)
+        if switched:
             logger.info("step %d: switching to goal %d", self._steps, schedule.index)
             self._queue, self._last_plan = [], None
             self.planner.reset()
-        if not self._queue:
-            self._replan(obs)
-        action = self._queue.pop(0)
-        self._executed += 1
+        if not switched and self._arrived(energy):  # after a switch, energy is toward the old goal
+            if self._last_plan is not None:  # leaving the goal later starts a fresh plan
+                self._queue, self._last_plan = [], None
+                self.planner.reset()
+            self.log.arrived_steps.append(self._steps)
+            action = self._hold_plan(self.planner.action_space.default_action()[None])[0]  # (A,)
+        else:
+            if not self._queue:
+                self._replan(obs)
+            action = self._queue.pop(0)
+            self._executed += 1
         self._steps += 1
         self.log.actions.append(action.detach().cpu().numpy())
         self.log.goal_indices.append(schedule.index)

@@ -44,12 +44,13 @@ def test_distances_are_the_true_grip_site_to_object_distances() -> None:
     actions = np.random.default_rng(0).uniform(-1, 1, (6, 7)).tolist()
     stats = replay_episode(envs.make("reach"), SEED, actions)
     env = envs.make("reach")
-    env.reset(seed=SEED)
-    distances = []
+    obs, info = env.reset(seed=SEED)
+    distances = [np.linalg.norm(obs["state"][:3] - info["object_pos"][:3])]
     for action in actions:
         obs, _r, _t, _tr, info = env.step(np.asarray(action, dtype=np.float32))
         distances.append(np.linalg.norm(obs["state"][:3] - info["object_pos"][:3]))
-    assert stats.closest_m == pytest.approx(min(distances)) and stats.final_m == pytest.approx(distances[-1])
+    assert stats.closest_m == pytest.approx(min(distances[1:])) and stats.final_m == pytest.approx(distances[-1])
+    assert stats.distances_m == pytest.approx(distances)  # at every observation, the reset's first
     assert stats.max_lift_m == 0.0  # the marker floats where it is
 
 
@@ -61,14 +62,21 @@ def test_a_replay_that_disagrees_with_the_record_is_an_error() -> None:
         replay_results(envs.make("pick_place"), {"episodes": []})
 
 
-def test_replay_script_writes_its_summary(tmp_path: Path) -> None:
+def test_replay_script_writes_its_summary_and_calibrates_the_arrival_energy(tmp_path: Path) -> None:
+    episode = _expert_episode("pick_place", SEED + 1, 40)
+    distances = replay_episode(envs.make("pick_place"), SEED + 1, episode["mpc"]["actions"]).distances_m
+    # observed energies as plan.py logs them (one per step): here 10x the true distance, final goal from step 30
+    episode["mpc"].update(observed_energies=[10 * d for d in distances[:40]], goal_indices=[0] * 30 + [1] * 10)
     results = tmp_path / "results.json"
-    results.write_text(json.dumps({"config": {"task": {"name": "pick_place", "image_size": 64}},
-                                   "episodes": [_expert_episode("pick_place", SEED + 1, 40)]}))
+    results.write_text(json.dumps({"config": {"task": {"name": "pick_place", "image_size": 64}}, "episodes": [episode]}))
     subprocess.run([sys.executable, str(ROOT / "experiments/replay_plan.py"), f"results={results}"],
                    check=True, cwd=tmp_path, capture_output=True)
     written = json.loads((tmp_path / "replay.json").read_text())
     assert written["summary"]["success"] == 1 and len(written["episodes"]) == 1
+    arrival = written["summary"]["arrival"]
+    assert arrival["observations"] == 9  # steps 31-39: the switch step 30 scored the old goal
+    outside = [d for d in distances[31:40] if d > 0.02]
+    assert arrival["threshold"] == pytest.approx(10 * min(outside))
 
 
 def test_replay_script_rejects_a_file_that_is_not_plan_results(tmp_path: Path) -> None:

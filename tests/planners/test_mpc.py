@@ -168,3 +168,31 @@ def test_hold_margin_still_moves_toward_a_goal_and_keeps_the_gripper() -> None:
             assert now[0] == now[1] == 0 and now[2] == before[2]  # still, gripper as it was
     with pytest.raises(ValueError, match="hold_margin"):
         MPCConfig(hold_margin=-0.1)
+
+
+def test_arrival_energy_holds_at_the_final_goal_and_plans_again_when_pushed_off() -> None:
+    env = PointMass(start=(0.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
+    planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=32, iterations=2, topk=4)
+    mpc = MPC(planner, make_cost, MPCConfig(arrival_energy=0.01), energy_fn=distance_energy)
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    log = mpc.run(env.pos.copy(), env.step, max_steps=5)
+    assert log.arrived_steps == [0, 1, 2, 3, 4] and not log.plan_steps  # at the goal: no plan, no move
+    assert np.array_equal(env.pos, np.zeros(2))
+    env.pos = np.array([2.0, 0.0], dtype=np.float32)  # pushed away: the energy rises, it plans again
+    mpc.run(env.pos.copy(), env.step, max_steps=6)
+    assert log.plan_steps[0] == 5 and abs(env.pos[0]) < 0.1 and log.arrived_steps[-1] == 10
+
+
+def test_arrival_energy_is_only_for_the_final_goal() -> None:
+    env = PointMass(start=(0.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
+    planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=64, iterations=3)
+    schedule = SubgoalSchedule([torch.zeros(2), torch.tensor([2.0, 0.0])], SubgoalConfig(steps_per_goal=[3]))
+    mpc = MPC(planner, make_cost, MPCConfig(arrival_energy=0.01), energy_fn=distance_energy)
+    mpc.reset(schedule)
+    log = mpc.run(env.pos.copy(), env.step, max_steps=12)
+    assert log.plan_steps[:4] == [0, 1, 2, 3]  # at the sub-goal it keeps planning; after the switch too
+    assert log.arrived_steps and log.arrived_steps[-1] == 11 and abs(env.pos[0] - 2.0) < 0.1
+    with pytest.raises(ValueError, match="arrival_energy"):
+        MPCConfig(arrival_energy=0.0)
+    with pytest.raises(ValueError, match="energy_fn"):
+        MPC(planner, make_cost, MPCConfig(arrival_energy=0.1))

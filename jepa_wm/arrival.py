@@ -1,0 +1,115 @@
+"""Calibrate ``MPCConfig.arrival_energy``: below which observed energy the goal counts as reached.
+
+The MPC loop can hold still once the encoded observation is close enough to the final goal's
+latent (:class:`planners.MPCConfig` ``arrival_energy``). The threshold is read off planned
+episodes whose true grip-to-object distances are known (``experiments/replay_plan.py`` replays
+them): it is the lowest energy the planner observed anywhere farther than ``radius_m`` from the
+object, so that no calibration observation outside the radius would have counted as arrived.
+Calibrate on other seeds than the evaluation's: the threshold is a setting like any other.
+
+>>> calibration = calibrate_arrival_energy(energies, distances, radius_m=0.02)
+>>> calibration.threshold   # use as mpc.arrival_energy
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from jepa_wm.episode_replay import ReplayStats
+
+
+@dataclass(frozen=True)
+class ArrivalCalibration:
+    """The threshold and what it would have caught on the calibration episodes.
+
+    Attributes:
+        threshold: lowest energy observed farther than ``radius_m``; ``None`` when no
+            observation was that far.
+        radius_m: the arrival radius, metres.
+        observations: observations on the final goal that were scored.
+        within: of those, how many were within ``radius_m``.
+        within_below: of those within, how many had an energy below ``threshold``.
+        episodes_within: episodes that came within ``radius_m`` at some observation.
+        episodes_below: episodes with some observation below ``threshold`` (all of them within).
+    """
+
+    threshold: float | None
+    radius_m: float
+    observations: int
+    within: int
+    within_below: int
+    episodes_within: int
+    episodes_below: int
+
+
+def final_goal_steps(goal_indices: Sequence[int]) -> list[int]:
+    """Steps whose observed energy was measured toward the final goal: the MPC logs the energy
+    toward the goal in force before a switch, so the step of the switch itself is left out."""
+    if len(goal_indices) == 0:
+        return []
+    final = max(goal_indices)
+    return [t for t, g in enumerate(goal_indices) if g == final and (t == 0 or goal_indices[t - 1] == final)]
+
+
+def calibrate_arrival_energy(energies: Sequence[Sequence[float]], distances: Sequence[Sequence[float]],
+                             radius_m: float) -> ArrivalCalibration:
+    """The arrival threshold from per-episode observed energies and true distances.
+
+    Args:
+        energies: per episode, the observed energy toward the final goal at each scored
+            observation, ``(T_e,)``.
+        distances: per episode, the true grip-site to object distance at the same observations
+            ``(T_e,)``, metres.
+        radius_m: the distance within which the goal counts as reached (below the task's
+            success distance, so that holding there succeeds).
+
+    Raises:
+        ValueError: empty input, mismatched lengths, or a non-positive radius.
+    """
+    if not radius_m > 0:
+        raise ValueError(f"radius_m must be positive, got {radius_m}")
+    if len(energies) != len(distances) or not energies:
+        raise ValueError(f"expected energies and distances for the same episodes (at least one), got "
+                         f"{len(energies)} and {len(distances)}")
+    for e, (energy, distance) in enumerate(zip(energies, distances, strict=True)):
+        if len(energy) != len(distance):
+            raise ValueError(f"episode {e}: {len(energy)} energies but {len(distance)} distances")
+    energy_all = np.concatenate([np.asarray(e, dtype=float) for e in energies])  # (sum T_e,)
+    distance_all = np.concatenate([np.asarray(d, dtype=float) for d in distances])
+    outside = distance_all > radius_m
+    threshold = float(energy_all[outside].min()) if outside.any() else None
+    below = energy_all < threshold if threshold is not None else np.ones_like(energy_all, dtype=bool)
+    ends = np.cumsum([len(e) for e in energies])[:-1]
+    return ArrivalCalibration(
+        threshold=threshold, radius_m=radius_m, observations=int(energy_all.size), within=int((~outside).sum()),
+        within_below=int((below & ~outside).sum()),
+        episodes_within=sum(bool((~o).any()) for o in np.split(outside, ends)),
+        episodes_below=sum(bool(b.any()) for b in np.split(below, ends)),
+    )
+
+
+def calibrate_from_replays(episodes: Sequence[Mapping[str, Any]], replays: Sequence[ReplayStats],
+                           radius_m: float) -> ArrivalCalibration:
+    """:func:`calibrate_arrival_energy` on the episodes of a ``plan.py`` results.json and their replays.
+
+    Args:
+        episodes: ``results["episodes"]`` (each with ``mpc.observed_energies`` and ``mpc.goal_indices``).
+        replays: :func:`jepa_wm.episode_replay.replay_results` of the same episodes, in order.
+        radius_m: the arrival radius, metres.
+    """
+    if len(episodes) != len(replays):
+        raise ValueError(f"expected one replay per episode, got {len(replays)} for {len(episodes)} episodes")
+    energies, distances = [], []
+    for episode, replay in zip(episodes, replays, strict=True):
+        observed = episode["mpc"]["observed_energies"]
+        if len(observed) != replay.steps:
+            raise ValueError(f"episode {episode['seed']}: {len(observed)} observed energies for {replay.steps} "
+                             f"steps (plan.py logs one per step)")
+        steps = final_goal_steps(episode["mpc"]["goal_indices"])
+        energies.append([observed[t] for t in steps])
+        distances.append([replay.distances_m[t] for t in steps])
+    return calibrate_arrival_energy(energies, distances, radius_m)

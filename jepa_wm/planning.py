@@ -18,7 +18,6 @@ episode never stops early on success.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,7 +28,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from envs.interface import ACTION_DIM, GoalImages
 from jepa_wm.data.collect import HELD_OUT_SEED_START
@@ -297,16 +295,19 @@ def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config:
     mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy)
     mpc.reset(schedule, seed=seed)
     limit = config.max_steps or env.spec.max_episode_steps
-    frames, step_times = ([obs["image"]] if keep_frames else []), []
-    for _ in tqdm(range(limit), desc=f"episode {seed}", disable=not progress):
-        start = time.perf_counter()
-        action = mpc.act(obs).detach().to("cpu", torch.float32).numpy()
-        step_times.append(time.perf_counter() - start)
-        obs, _reward, terminated, truncated, info = env.step(action)
+    frames = [obs["image"]] if keep_frames else []
+    last = [(obs, info)]  # the latest observation and info, kept by `step`
+
+    def step(action: np.ndarray) -> tuple[Any, ...]:
+        outcome = env.step(action)
+        last[0] = (outcome[0], outcome[4])
         if keep_frames:
-            frames.append(obs["image"])
-        if terminated or truncated:
-            break
+            frames.append(outcome[0]["image"])
+        return outcome
+
+    mpc.run(obs, step, limit, progress=progress, desc=f"episode {seed}")
+    obs, info = last[0]
+    step_times = mpc.log.act_times_s
     success = bool(info["is_success"])  # read once, after the episode
     logger.info("seed %d: success %s after %d steps, median %.3f s per action", seed, success,
                 len(step_times), float(np.median(step_times)))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -87,7 +88,8 @@ class MPCConfig:
 class MPCLog:
     """What happened in an episode, for plots and JSON.
 
-    Per executed step: ``actions`` (each ``(A,)``), ``goal_indices`` and, with an
+    Per executed step: ``actions`` (each ``(A,)``), ``goal_indices``, ``act_times_s`` (wall
+    time of :meth:`MPC.act`: the observed energy, the plan or the hold) and, with an
     ``energy_fn``, ``observed_energies`` of the observation the action was chosen at (toward
     the goal in force before any switch at that step). Per plan: ``plan_steps`` (the step it was made at),
     ``plan_times_s``, ``energies`` (the plan's cost), ``iterations``, ``timed_out`` and
@@ -98,6 +100,7 @@ class MPCLog:
 
     actions: list[np.ndarray] = field(default_factory=list)
     goal_indices: list[int] = field(default_factory=list)
+    act_times_s: list[float] = field(default_factory=list)
     plan_steps: list[int] = field(default_factory=list)
     plan_times_s: list[float] = field(default_factory=list)
     energies: list[float] = field(default_factory=list)
@@ -224,6 +227,7 @@ class MPC(Generic[Obs, G]):
         schedule = self._schedule
         if schedule is None:
             raise RuntimeError("call MPC.reset(schedule) before MPC.act")
+        start = time.perf_counter()
         energy = self._energy(obs)
         switched = self._steps > 0 and schedule.update(energy)
         if switched:
@@ -244,10 +248,11 @@ class MPC(Generic[Obs, G]):
         self._steps += 1
         self.log.actions.append(action.detach().cpu().numpy())
         self.log.goal_indices.append(schedule.index)
+        self.log.act_times_s.append(time.perf_counter() - start)
         return action
 
     def run(self, obs: Obs, step_fn: Callable[[np.ndarray], tuple[Obs, Any, bool, bool, Any]],
-            max_steps: int, progress: bool = False) -> MPCLog:
+            max_steps: int, progress: bool = False, desc: str = "MPC") -> MPCLog:
         """Run the loop for up to ``max_steps`` steps from ``obs``.
 
         Args:
@@ -257,13 +262,13 @@ class MPC(Generic[Obs, G]):
                 (planners must not read privileged information); the loop stops when
                 ``terminated or truncated``.
             max_steps: most steps to run.
-            progress: show a tqdm progress bar.
+            progress: show a tqdm progress bar (labelled ``desc``).
 
         Returns:
             The episode's :class:`MPCLog` (also at ``self.log``).
         """
         check_positive_int(max_steps, "max_steps")
-        for _ in tqdm(range(max_steps), desc="MPC", disable=not progress):
+        for _ in tqdm(range(max_steps), desc=desc, disable=not progress):
             action = self.act(obs).detach().to("cpu", torch.float32).numpy()
             obs, _reward, terminated, truncated, _info = step_fn(action)
             if terminated or truncated:

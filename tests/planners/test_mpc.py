@@ -181,6 +181,7 @@ def test_arrival_energy_holds_at_the_final_goal_and_plans_again_when_pushed_off(
     env.pos = np.array([2.0, 0.0], dtype=np.float32)  # pushed away: the energy rises, it plans again
     mpc.run(env.pos.copy(), env.step, max_steps=6)
     assert log.plan_steps[0] == 5 and abs(env.pos[0]) < 0.1 and log.arrived_steps[-1] == 10
+    assert len(log.act_times_s) == len(log.actions) == 11 and all(t > 0 for t in log.act_times_s)
 
 
 def test_arrival_energy_is_only_for_the_final_goal() -> None:

@@ -46,12 +46,9 @@ class ArrivalCalibration:
     episodes_below: int
 
 
-def final_goal_steps(goal_indices: Sequence[int]) -> list[int]:
-    """Steps whose observed energy was measured toward the final goal: the MPC logs the energy
-    toward the goal in force before a switch, so the step of the switch itself is left out."""
-    if len(goal_indices) == 0:
-        return []
-    final = max(goal_indices)
+def final_goal_steps(goal_indices: Sequence[int], final: int) -> list[int]:
+    """Steps whose observed energy was measured toward the final goal (index ``final``): the MPC
+    logs the energy toward the goal in force before a switch, so the switch step is left out."""
     return [t for t, g in enumerate(goal_indices) if g == final and (t == 0 or goal_indices[t - 1] == final)]
 
 
@@ -97,7 +94,8 @@ def calibrate_from_replays(episodes: Sequence[Mapping[str, Any]], replays: Seque
     """:func:`calibrate_arrival_energy` on the episodes of a ``plan.py`` results.json and their replays.
 
     Args:
-        episodes: ``results["episodes"]`` (each with ``mpc.observed_energies`` and ``mpc.goal_indices``).
+        episodes: ``results["episodes"]`` (each with ``goal_names``, ``mpc.observed_energies`` and
+            ``mpc.goal_indices``).
         replays: :func:`jepa_wm.episode_replay.replay_results` of the same episodes, in order.
         radius_m: the arrival radius, metres.
     """
@@ -109,7 +107,7 @@ def calibrate_from_replays(episodes: Sequence[Mapping[str, Any]], replays: Seque
         if len(observed) != replay.steps:
             raise ValueError(f"episode {episode['seed']}: {len(observed)} observed energies for {replay.steps} "
                              f"steps (plan.py logs one per step)")
-        steps = final_goal_steps(episode["mpc"]["goal_indices"])
+        steps = final_goal_steps(episode["mpc"]["goal_indices"], len(episode["goal_names"]) - 1)
         energies.append([observed[t] for t in steps])
         distances.append([replay.distances_m[t] for t in steps])
     return calibrate_arrival_energy(energies, distances, radius_m)

@@ -27,6 +27,6 @@ def test_bad_calibration_input_is_rejected() -> None:
 
 
 def test_final_goal_steps_skip_the_switch_step() -> None:
-    assert final_goal_steps([0, 0, 1, 1, 2, 2, 2]) == [5, 6]  # step 4 logged the energy toward goal 1
-    assert final_goal_steps([0, 0, 0]) == [0, 1, 2]
-    assert final_goal_steps([]) == []
+    assert final_goal_steps([0, 0, 1, 1, 2, 2, 2], final=2) == [5, 6]  # step 4 logged the energy toward goal 1
+    assert final_goal_steps([0, 0, 0], final=0) == [0, 1, 2]
+    assert final_goal_steps([0, 0, 1, 1], final=2) == []  # the final goal never came

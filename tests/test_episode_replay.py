@@ -67,6 +67,7 @@ def test_replay_script_writes_its_summary_and_calibrates_the_arrival_energy(tmp_
     distances = replay_episode(envs.make("pick_place"), SEED + 1, episode["mpc"]["actions"]).distances_m
     # observed energies as plan.py logs them (one per step): here 10x the true distance, final goal from step 30
     episode["mpc"].update(observed_energies=[10 * d for d in distances[:40]], goal_indices=[0] * 30 + [1] * 10)
+    episode["goal_names"] = ["grasped", "final"]
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"config": {"task": {"name": "pick_place", "image_size": 64}}, "episodes": [episode]}))
     subprocess.run([sys.executable, str(ROOT / "experiments/replay_plan.py"), f"results={results}"],

@@ -202,6 +202,11 @@ class MPC(Generic[Obs, G]):
             default[dims] = last[dims]
         return default.expand_as(like).clone()
 
+    def _drop_plan(self) -> None:
+        """Forget the last plan: the next one starts afresh, not warm-started from it."""
+        self._queue, self._last_plan = [], None
+        self.planner.reset()
+
     def _arrived(self, energy: float | None) -> bool:
         """Whether the final goal counts as reached at an observation with ``energy``."""
         assert self._schedule is not None
@@ -222,7 +227,8 @@ class MPC(Generic[Obs, G]):
 
         Re-plans when the actions of the last plan are used up, and moves to the next goal
         when the schedule says so (then the remaining actions are dropped and the plan is
-        not warm-started, since it aimed at the old goal).
+        not warm-started, since it aimed at the old goal). On the final goal, while the
+        observed energy is below ``MPCConfig.arrival_energy``, it holds still without planning.
         """
         schedule = self._schedule
         if schedule is None:
@@ -232,12 +238,10 @@ class MPC(Generic[Obs, G]):
         switched = self._steps > 0 and schedule.update(energy)
         if switched:
             logger.info("step %d: switching to goal %d", self._steps, schedule.index)
-            self._queue, self._last_plan = [], None
-            self.planner.reset()
+            self._drop_plan()
         if not switched and self._arrived(energy):  # after a switch, energy is toward the old goal
             if self._last_plan is not None:  # leaving the goal later starts a fresh plan
-                self._queue, self._last_plan = [], None
-                self.planner.reset()
+                self._drop_plan()
             self.log.arrived_steps.append(self._steps)
             action = self._hold_plan(self.planner.action_space.default_action()[None])[0]  # (A,)
         else:

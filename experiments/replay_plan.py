@@ -13,13 +13,14 @@ lifted it more than 3 cm or moved it more than 2 cm across the table, the median
 final grip-object distances and, for push and pick_place, the median start, closest and
 final distances of the object to its target pad.
 
-With ``arrival_radius`` (metres, default 2 cm; null skips it) it also calibrates
-``mpc.arrival_energy`` (:mod:`jepa_wm.arrival`): the lowest energy toward the final goal that
-the planner observed farther than that from the object. Calibrate on seeds other than the
-evaluation's::
+With ``arrival_radius`` (metres) it also calibrates ``mpc.arrival_energy`` for reach
+(:mod:`jepa_wm.arrival`): the lowest energy toward the final goal that the planner observed
+farther than that from the marker. Calibrate on seeds other than the evaluation's, with the
+hold off::
 
-    python experiments/plan.py task=reach episodes=30 seed=1000100 workers=2 video=false hydra.run.dir=runs/plan/dev
-    python experiments/replay_plan.py results=runs/plan/dev/results.json
+    python experiments/plan.py task=reach episodes=30 seed=1000100 workers=2 video=false \
+        mpc.arrival_energy=null hydra.run.dir=runs/plan/dev
+    python experiments/replay_plan.py results=runs/plan/dev/results.json arrival_radius=0.02
 """
 
 from __future__ import annotations
@@ -60,10 +61,13 @@ def main(cfg: DictConfig) -> None:
         env.close()
     summary = summarize_replays(stats)
     if cfg.arrival_radius is not None:
+        if (results["config"].get("mpc") or {}).get("arrival_energy") is not None:
+            log.warning("these episodes ran with the arrival hold on (mpc.arrival_energy): the hand stayed where it "
+                        "first arrived, so a threshold calibrated on them is biased; calibrate with the hold off")
         try:
             summary["arrival"] = asdict(calibrate_from_replays(results["episodes"], stats, cfg.arrival_radius))
         except (KeyError, ValueError) as err:
-            raise SystemExit(f"error: cannot calibrate the arrival energy from {path}: {type(err).__name__}: {err}") from None
+            log.warning("arrival energy not calibrated: %s: %s", type(err).__name__, err)
     out = Path(cfg.out) if cfg.out else path.with_name("replay.json")
     out.write_text(json.dumps({"results": str(path), "summary": summary, "episodes": as_records(stats)}, indent=1))
     log.info("%s: %s (written to %s)", task["name"], json.dumps(summary), out)

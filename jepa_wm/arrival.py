@@ -5,7 +5,10 @@ latent (:class:`planners.MPCConfig` ``arrival_energy``). The threshold is read o
 episodes whose true grip-to-object distances are known (``experiments/replay_plan.py`` replays
 them): it is the lowest energy the planner observed anywhere farther than ``radius_m`` from the
 object, so that no calibration observation outside the radius would have counted as arrived.
-Calibrate on other seeds than the evaluation's: the threshold is a setting like any other.
+Calibrate on other seeds than the evaluation's, with the hold off (the hold keeps the hand
+where it first arrived), and again for another encoder or objective (they set the energy's
+scale). Tasks whose goal is an object on a target (push, pick_place) are not covered: their
+arrival would be the object's distance to the target, not the hand's to the object.
 
 >>> calibration = calibrate_arrival_energy(energies, distances, radius_m=0.02)
 >>> calibration.threshold   # use as mpc.arrival_energy
@@ -28,7 +31,7 @@ class ArrivalCalibration:
 
     Attributes:
         threshold: lowest energy observed farther than ``radius_m``; ``None`` when no
-            observation was that far.
+            observation was that far (nothing to calibrate against; not "never hold").
         radius_m: the arrival radius, metres.
         observations: observations on the final goal that were scored.
         within: of those, how many were within ``radius_m``.
@@ -65,7 +68,7 @@ def calibrate_arrival_energy(energies: Sequence[Sequence[float]], distances: Seq
             success distance, so that holding there succeeds).
 
     Raises:
-        ValueError: empty input, mismatched lengths, or a non-positive radius.
+        ValueError: empty input, mismatched lengths, non-finite values, or a non-positive radius.
     """
     if not radius_m > 0:
         raise ValueError(f"radius_m must be positive, got {radius_m}")
@@ -77,6 +80,8 @@ def calibrate_arrival_energy(energies: Sequence[Sequence[float]], distances: Seq
             raise ValueError(f"episode {e}: {len(energy)} energies but {len(distance)} distances")
     energy_all = np.concatenate([np.asarray(e, dtype=float) for e in energies])  # (sum T_e,)
     distance_all = np.concatenate([np.asarray(d, dtype=float) for d in distances])
+    if not (np.isfinite(energy_all).all() and np.isfinite(distance_all).all()):
+        raise ValueError("energies and distances must be finite, got NaN or inf")
     outside = distance_all > radius_m
     threshold = float(energy_all[outside].min()) if outside.any() else None
     below = energy_all < threshold if threshold is not None else np.ones_like(energy_all, dtype=bool)
@@ -101,6 +106,9 @@ def calibrate_from_replays(episodes: Sequence[Mapping[str, Any]], replays: Seque
     """
     if len(episodes) != len(replays):
         raise ValueError(f"expected one replay per episode, got {len(replays)} for {len(episodes)} episodes")
+    if any(replay.target_final_m is not None for replay in replays):
+        raise ValueError("the arrival distance is the grip site's to the object, which is the goal only in "
+                         "tasks without a target (reach); this task's goal is the object on its target")
     energies, distances = [], []
     for episode, replay in zip(episodes, replays, strict=True):
         observed = episode["mpc"]["observed_energies"]

@@ -111,8 +111,8 @@ class EpisodeResult:
     steps: int
     goal_names: tuple[str, ...]
     steps_per_goal: tuple[int, ...] | None
-    time_per_action_s: list[float]  # wall time of each action: encode the observation + plan
-    mpc: dict[str, Any]  # planners.MPCLog.as_dict()
+    time_per_action_s: list[float]  # wall time of each action: its observed energy, then the plan or the hold
+    mpc: dict[str, Any]  # planners.MPCLog.as_dict() but act_times_s (= time_per_action_s)
     final_state: list[float] = field(default_factory=list)
     final_object_pos: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
@@ -307,13 +307,14 @@ def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config:
 
     mpc.run(obs, step, limit, progress=progress, desc=f"episode {seed}")
     obs, info = last[0]
-    step_times = mpc.log.act_times_s
+    log = mpc.log.as_dict()
+    step_times = log.pop("act_times_s")  # recorded as time_per_action_s
     success = bool(info["is_success"])  # read once, after the episode
     logger.info("seed %d: success %s after %d steps, median %.3f s per action", seed, success,
                 len(step_times), float(np.median(step_times)))
     return EpisodeResult(
         seed=seed, success=success, steps=len(step_times), goal_names=goals.names,
-        steps_per_goal=schedule_config.steps_per_goal, time_per_action_s=step_times, mpc=mpc.log.as_dict(),
+        steps_per_goal=schedule_config.steps_per_goal, time_per_action_s=step_times, mpc=log,
         final_state=np.asarray(obs["state"], dtype=float).tolist(),
         final_object_pos=np.asarray(info["object_pos"], dtype=float).tolist(),
         frames=frames if keep_frames else [], goal_images=goals.images if keep_frames else (),

@@ -78,8 +78,10 @@ class MPCConfig:
         check_positive_int(self.execute_steps, "execute_steps")
         if self.hold_margin is not None and not self.hold_margin >= 0:
             raise ValueError(f"hold_margin must be None or >= 0, got {self.hold_margin}")
-        if self.arrival_energy is not None and not self.arrival_energy > 0:
-            raise ValueError(f"arrival_energy must be None or > 0, got {self.arrival_energy}")
+        if self.arrival_energy is not None and (isinstance(self.arrival_energy, bool)
+                                                or not isinstance(self.arrival_energy, (int, float))
+                                                or not self.arrival_energy > 0):
+            raise ValueError(f"arrival_energy must be None or a number > 0, got {self.arrival_energy!r}")
         if self.warm_start_fill not in WARM_START_FILLS:
             raise ValueError(f"warm_start_fill must be one of {WARM_START_FILLS}, got {self.warm_start_fill!r}")
 
@@ -146,6 +148,7 @@ class MPC(Generic[Obs, G]):
         self._last_energy: float | None = None
         self._executed = 0  # actions taken from the last plan
         self._steps = 0
+        self._device = torch.device("cpu")  # where plans are made (holds are built there too)
 
     def reset(self, schedule: SubgoalSchedule[G], seed: int | None = None) -> None:
         """Start an episode toward the goals of ``schedule`` (a single goal: ``SubgoalSchedule([g])``)."""
@@ -170,6 +173,7 @@ class MPC(Generic[Obs, G]):
         cost_fn = self.make_cost(obs, self._schedule.goal)
         result = self.planner.plan(cost_fn, init_mean=init)
         plan, cost, held = result.actions, result.cost, False  # (H, A)
+        self._device = plan.device
         if self.config.hold_margin is not None:
             hold = self._hold_plan(plan)  # (H, A)
             with torch.no_grad():
@@ -243,7 +247,7 @@ class MPC(Generic[Obs, G]):
             if self._last_plan is not None:  # leaving the goal later starts a fresh plan
                 self._drop_plan()
             self.log.arrived_steps.append(self._steps)
-            action = self._hold_plan(self.planner.action_space.default_action()[None])[0]  # (A,)
+            action = self._hold_plan(self.planner.action_space.default_action(self._device)[None])[0]  # (A,)
         else:
             if not self._queue:
                 self._replan(obs)

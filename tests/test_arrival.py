@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jepa_wm.arrival import calibrate_arrival_energy, final_goal_steps
+from jepa_wm.arrival import calibrate_arrival_energy, calibrate_from_replays, final_goal_steps
+from jepa_wm.episode_replay import ReplayStats
 
 
 def test_threshold_is_the_lowest_energy_outside_the_radius() -> None:
@@ -24,6 +25,13 @@ def test_bad_calibration_input_is_rejected() -> None:
         calibrate_arrival_energy([[0.1, 0.2]], [[0.01]], radius_m=0.02)
     with pytest.raises(ValueError, match="radius_m"):
         calibrate_arrival_energy([[0.1]], [[0.01]], radius_m=0)
+    with pytest.raises(ValueError, match="finite"):
+        calibrate_arrival_energy([[float("nan")]], [[0.01]], radius_m=0.02)
+    pushed = ReplayStats(seed=0, success=False, steps=1, closest_m=0.1, final_m=0.1, max_lift_m=0.0,
+                         target_start_m=0.2, target_closest_m=0.2, target_final_m=0.2, distances_m=[0.1, 0.1])
+    episode = {"seed": 0, "goal_names": ["final"], "mpc": {"observed_energies": [0.1], "goal_indices": [0]}}
+    with pytest.raises(ValueError, match="without a target"):  # push / pick_place: the hand is not the goal
+        calibrate_from_replays([episode], [pushed], radius_m=0.02)
 
 
 def test_final_goal_steps_skip_the_switch_step() -> None:

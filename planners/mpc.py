@@ -194,17 +194,20 @@ class MPC(Generic[Obs, G]):
         logger.debug("step %d goal %d: energy %.5g in %.3f s%s", self._steps, self._schedule.index,
                      cost, result.elapsed_s, " (held)" if held else "")
 
-    def _hold_plan(self, like: Tensor) -> Tensor:
-        """Holding still for a plan shaped like ``like`` ``(H, A)``: the action space's default
-        action, binary dimensions as last executed (before any action: as the default action
-        executes them)."""
+    def _hold_action(self, device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Holding still for one step ``(A,)``: the action space's default action, binary
+        dimensions as last executed (before any action: as the default action executes them)."""
         space = self.planner.action_space
-        default = space.expand(space.reduce(space.default_action(like.device, like.dtype)))  # (A,)
+        default = space.expand(space.reduce(space.default_action(device, dtype)))  # (A,)
         if self.log.actions and space.binary_dims:
             dims = list(space.binary_dims)
-            last = torch.as_tensor(self.log.actions[-1], device=like.device, dtype=like.dtype)
+            last = torch.as_tensor(self.log.actions[-1], device=device, dtype=dtype)
             default[dims] = last[dims]
-        return default.expand_as(like).clone()
+        return default
+
+    def _hold_plan(self, like: Tensor) -> Tensor:
+        """Holding still at every step of a plan shaped like ``like`` ``(H, A)``."""
+        return self._hold_action(like.device, like.dtype).expand_as(like).clone()
 
     def _drop_plan(self) -> None:
         """Forget the last plan: the next one starts afresh, not warm-started from it."""
@@ -247,7 +250,7 @@ class MPC(Generic[Obs, G]):
             if self._last_plan is not None:  # leaving the goal later starts a fresh plan
                 self._drop_plan()
             self.log.arrived_steps.append(self._steps)
-            action = self._hold_plan(self.planner.action_space.default_action(self._device)[None])[0]  # (A,)
+            action = self._hold_action(self._device)  # (A,)
         else:
             if not self._queue:
                 self._replan(obs)

@@ -89,7 +89,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         )
         self._renderer: mujoco.Renderer | None = mujoco.Renderer(self.sim.model, self.image_size, self.image_size)
         self.instruction = ""
-        self._goals: GoalImages | None = None
+        self._goals: dict[int | None, GoalImages] = {}  # every -> this episode's goal images
         self._start_state: np.ndarray | None = None  # sim state after the last reset
         close_at_exit(self)
 
@@ -99,7 +99,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode: arm at a random pose above the table, props placed by the task."""
         super().reset(seed=seed)
-        self._goals = None
+        self._goals = {}
         self.sim.reset(self.np_random.uniform(START_LOW, START_HIGH))
         self.sim.forward()  # kinematics of the start pose: tasks may place props relative to the hand
         self.instruction = self._reset_task(dict(options or {}))
@@ -145,16 +145,21 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
             seed = int(self.np_random.integers(2**32))
         return self._expert(self.sim, ExpertNoise(noise, correlation, np.random.default_rng(seed)))
 
-    def goal_images(self) -> GoalImages:
+    def goal_images(self, every: int | None = None) -> GoalImages:
         """Goal images of the current episode (cached), from the clean expert run in a copy of the
-        simulation at the episode's start (whenever they are asked for)."""
+        simulation at the episode's start (whenever they are asked for).
+
+        Args:
+            every: also an extra sub-goal image every this many expert steps
+                (:func:`envs.goals.expert_goal_images`); ``None``: the task's goals only.
+        """
         if self._start_state is None:
             raise RuntimeError(f"{type(self).__name__}.goal_images: call reset() first")
-        if self._goals is None:
+        if every not in self._goals:
             sim = self.sim.copy()
             sim.set_state(self._start_state)
             limit = self.spec.max_episode_steps if self.spec and self.spec.max_episode_steps else self.max_episode_steps
-            self._goals = expert_goal_images(
+            self._goals[every] = expert_goal_images(
                 self._expert(sim, None),
                 apply=sim.step,
                 observe=lambda: (self._render(sim), sim.robot_state()),
@@ -162,8 +167,9 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
                 capture=self.goal_phases,
                 max_steps=limit,
                 label=self.task_name,
+                every=every,
             )
-        return self._goals
+        return self._goals[every]
 
     def sim_state(self) -> np.ndarray:
         """The full simulator state (physics, servo set-points, pad poses), float64 ``(S,)``."""

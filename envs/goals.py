@@ -17,6 +17,10 @@ from envs.interface import Expert, GoalImages
 log = logging.getLogger(__name__)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def expert_goal_images(
     expert: Expert,
     apply: Callable[[np.ndarray], object],
@@ -26,6 +30,7 @@ def expert_goal_images(
     max_steps: int,
     restart_phase: str | None = None,
     label: str = "expert",
+    every: int | None = None,
 ) -> GoalImages:
     """Roll ``expert`` out and capture one image per goal name.
 
@@ -33,6 +38,9 @@ def expert_goal_images(
     (before that action is applied). When the expert changes into ``restart_phase`` (it lost
     the object and starts over), the images taken so far are dropped and captured again on the
     way. The rollout stops once the last goal is captured, or after ``max_steps`` actions.
+    With ``every``, an extra sub-goal image is taken at every ``every``-th expert step that
+    captures no goal, named after the latest goal and the steps since it (``"start+4"``,
+    ``"behind+2"``): a denser trail of images along the expert's run.
 
     Args:
         expert: a noiseless expert acting in the simulation that ``apply`` steps.
@@ -46,17 +54,22 @@ def expert_goal_images(
         restart_phase: the phase the expert goes back to when it starts over; ``None`` keeps the
             first image of every goal.
         label: names the rollout in log messages (e.g. the task name).
+        every: expert steps between the extra sub-goal images; ``None``: none.
 
     Returns:
-        The goal images. Goals the expert never reached get the last frame; that, and a last
-        frame that does not show the task solved, are logged as warnings.
+        The goal images in the order they were taken, the final goal last. Goals the expert
+        never reached get the last frame; that, and a last frame that does not show the task
+        solved, are logged as warnings.
     """
     if not capture:
         raise ValueError("capture must map at least one expert phase to a goal name, got an empty mapping")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 0:
+    if not _is_int(max_steps) or max_steps < 0:
         raise ValueError(f"max_steps must be a non-negative int, got {max_steps!r}")
+    if every is not None and (not _is_int(every) or every < 1):
+        raise ValueError(f"every must be a positive int or None, got {every!r}")
     names = tuple(capture.values())
-    shots: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}  # name -> (image, state, step)
+    shots: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}  # name -> (image, state, step), in capture order
+    latest = ("start", 0)  # the latest goal captured and its step, for naming the extra images
     previous = expert.phase
     step = 0
     while True:
@@ -64,10 +77,14 @@ def expert_goal_images(
         phase = expert.phase
         if phase == restart_phase and phase != previous:
             shots.clear()
+            latest = ("start", step)
         previous = phase
         name = capture.get(phase)
         if name is not None and name not in shots:
             shots[name] = (*observe(), step)
+            latest = (name, step)
+        elif every is not None and step > latest[1] and (step - latest[1]) % every == 0:
+            shots[f"{latest[0]}+{step - latest[1]}"] = (*observe(), step)
         if names[-1] in shots or step == max_steps:
             break
         apply(action)
@@ -80,10 +97,12 @@ def expert_goal_images(
             shots[n] = last
     if not is_success():
         log.warning("%s: the expert's final goal image does not show success", label)
-    ordered = [shots[n] for n in names]
+    order = [n for n in shots if n not in names] + list(names)
+    order.sort(key=lambda n: shots[n][2])  # stable: goals never reached (the last frame) keep their order
+    ordered = [shots[n] for n in order]
     return GoalImages(
         images=tuple(s[0] for s in ordered),
-        names=names,
+        names=tuple(order),
         steps=tuple(s[2] for s in ordered),
         states=np.stack([s[1] for s in ordered]),
     )

@@ -104,8 +104,9 @@ class ManipulationEnv(Protocol):
         """A scripted expert for the current episode."""
         ...
 
-    def goal_images(self) -> GoalImages:
-        """Goal (and sub-goal) images for the current episode; leaves this env's state untouched."""
+    def goal_images(self, every: int | None = None) -> GoalImages:
+        """Goal (and sub-goal) images for the current episode; leaves this env's state untouched.
+        ``every``: also an image every this many steps of the expert's run."""
         ...
 
     def sim_state(self) -> np.ndarray:

@@ -69,6 +69,8 @@ class EpisodeConfig:
             ``hint_scale``, the way V-JEPA 2-AC's 4, 10, 4 fit its episodes.
         hint_scale: how much slower than the clean expert the planner is allowed to be.
         energy_threshold: also switch sub-goals once the observed energy falls below this.
+        every: besides the task's sub-goals, an extra sub-goal image every this many steps of
+            the expert's run (``env.unwrapped.goal_images(every)``); ``None``: none.
         max_steps: steps per episode; ``None`` runs until the env's time limit.
         oracle: score candidates by encoding the simulator's true future frames instead of
             predicting them (:class:`jepa_wm.simulator_costs.SimulatorCosts`): a diagnostic of
@@ -82,6 +84,7 @@ class EpisodeConfig:
     steps_per_goal: Sequence[int] | None = None
     hint_scale: float = 3.0
     energy_threshold: float | None = None
+    every: int | None = None
     max_steps: int | None = None
     oracle: bool = False
     workspace: WorkspaceBox | None = None
@@ -89,8 +92,13 @@ class EpisodeConfig:
     def __post_init__(self) -> None:
         if not self.hint_scale > 0:
             raise ValueError(f"hint_scale must be positive, got {self.hint_scale}")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps <= 0):
-            raise ValueError(f"max_steps must be a positive int or None, got {self.max_steps!r}")
+        for name in ("max_steps", "every"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        if self.every is not None and self.steps_per_goal is not None:
+            raise ValueError(f"steps_per_goal ({list(self.steps_per_goal)}) needs every=None: with extra sub-goal "
+                             f"images every {self.every} expert steps the number of goals depends on the expert's run")
         if self.steps_per_goal is not None:
             object.__setattr__(self, "steps_per_goal", tuple(int(s) for s in self.steps_per_goal))
 
@@ -283,7 +291,7 @@ def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config:
         raise ValueError(f"planning seeds must be held out (>= {HELD_OUT_SEED_START}), got {seed}: "
                          f"lower seeds are training episodes")
     obs, info = env.reset(seed=seed)
-    goals = env.unwrapped.goal_images()
+    goals = env.unwrapped.goal_images(config.every)
     if config.oracle:
         from jepa_wm.simulator_costs import SimulatorCosts  # it builds on this module
 

@@ -75,6 +75,20 @@ def test_pick_place_walks_through_its_sub_goals(checkpoints):
     assert result.mpc["goal_indices"] == [0, 1, 1, 2, 3, 4, 5] and result.frames == []
 
 
+def test_extra_sub_goals_every_k_expert_steps(checkpoints):
+    world_model = load_planning_world_model(*checkpoints, image_size=IMG)
+    env = envs.make("push", image_size=IMG)
+    config = EpisodeConfig(every=4, hint_scale=0.5, max_steps=6)
+    result = run_episode(env, world_model, tiny_planner(), config, seed=SEED + 2, keep_frames=False)
+    dense = env.unwrapped.goal_images(4)
+    assert result.goal_names == dense.names and len(dense.names) > 3 and dense.names[-1] == "final"
+    assert result.steps_per_goal == subgoal_config(dense, config).steps_per_goal  # half the expert's gaps
+    with pytest.raises(ValueError, match="steps_per_goal.*every=None"):
+        EpisodeConfig(every=4, steps_per_goal=(2, 2))
+    with pytest.raises(ValueError, match="every must be a positive int"):
+        EpisodeConfig(every=0)
+
+
 def test_sub_goal_steps_come_from_the_goal_images_hint():
     def goals(steps):
         n = len(steps)

@@ -144,7 +144,7 @@ class RobosuiteTaskEnv(gym.Env):
         self.render_mode = render_mode
         self._episode_seed: int | None = None
         self._initial_state: np.ndarray | None = None
-        self._goals: GoalImages | None = None
+        self._goals: dict[int | None, GoalImages] = {}  # every -> this episode's goal images
         self._goal_env: RobosuiteTaskEnv | None = None  # a second instance the goal expert runs in
         self._sim_env = robosuite.make(
             self.robosuite_env,
@@ -231,18 +231,22 @@ class RobosuiteTaskEnv(gym.Env):
         """The flattened MuJoCo state ``(time, qpos, qvel)``, float64 ``(S,)``."""
         return self._sim_env.sim.get_state().flatten()
 
-    def goal_images(self) -> GoalImages:
+    def goal_images(self, every: int | None = None) -> GoalImages:
         """Sub-goal and goal images of this episode, from the clean expert run in a second instance.
 
         The copy is reset to this episode's start (same episode seed, bitwise the same state)
         and the expert runs there until it is done; this env is not touched. Cached per episode.
+
+        Args:
+            every: also an extra sub-goal image every this many expert steps
+                (:func:`envs.goals.expert_goal_images`); ``None``: the task's goals only.
         """
         self._require_reset()
-        if self._goals is None:
+        if every not in self._goals:
             if self._goal_env is None:
                 self._goal_env = type(self)(**self._init_kwargs)
-            self._goals = self._goal_env._expert_goals(self._episode_seed, self._initial_state)
-        return self._goals
+            self._goals[every] = self._goal_env._expert_goals(self._episode_seed, self._initial_state, every)
+        return self._goals[every]
 
     # --- what the expert reads (privileged) ------------------------------------------------
 
@@ -285,7 +289,7 @@ class RobosuiteTaskEnv(gym.Env):
         self._sim_env.reset()
         self._episode_seed = episode_seed
         self._initial_state = self.sim_state()
-        self._goals = None
+        self._goals = {}
 
     def _require_open(self) -> None:
         if self._sim_env is None:
@@ -356,7 +360,7 @@ class RobosuiteTaskEnv(gym.Env):
     def _observation(self) -> dict[str, np.ndarray]:
         return {"image": self._render_image(), "state": self._robot_state()}
 
-    def _expert_goals(self, episode_seed: int, initial_state: np.ndarray) -> GoalImages:
+    def _expert_goals(self, episode_seed: int, initial_state: np.ndarray, every: int | None = None) -> GoalImages:
         """Run the clean expert from the start of episode ``episode_seed`` and capture its goals."""
         self._reset_episode(episode_seed)
         if not np.array_equal(self.sim_state(), initial_state):
@@ -370,4 +374,5 @@ class RobosuiteTaskEnv(gym.Env):
             max_steps=GOAL_STEP_LIMIT,
             restart_phase="approach",  # the object was dropped: the expert starts over
             label=self.task_name,
+            every=every,
         )

@@ -42,9 +42,11 @@ class ScriptedPhases:
     def observe(self) -> tuple[np.ndarray, np.ndarray]:
         return np.full((2, 2, 3), self.applied, dtype=np.uint8), np.full(7, self.applied, dtype=np.float32)
 
-    def goals(self, capture: dict[str, str], max_steps: int = 20, restart_phase: str | None = None):
+    def goals(self, capture: dict[str, str], max_steps: int = 20, restart_phase: str | None = None,
+              every: int | None = None):
         return expert_goal_images(
-            self, self.apply, self.observe, lambda: self.solved, capture, max_steps, restart_phase, label="fake"
+            self, self.apply, self.observe, lambda: self.solved, capture, max_steps, restart_phase, label="fake",
+            every=every,
         )
 
 
@@ -73,11 +75,25 @@ def test_goals_the_expert_never_reaches_get_the_last_frame(caplog: pytest.LogCap
     assert "['above_target', 'final']" in caplog.text and "does not show success" in caplog.text
 
 
-def test_goal_capture_refuses_an_empty_capture_or_a_negative_step_limit() -> None:
+def test_extra_sub_goals_every_k_steps_counted_from_the_latest_goal() -> None:
+    goals = ScriptedPhases(DROPPING).goals(CAPTURE, restart_phase="approach", every=1)
+    # the restart at step 4 drops "start+1", "start+2" and "grasped"; counting starts again there
+    assert goals.names == ("start+1", "grasped", "above_target", "final")
+    assert goals.steps == (5, 6, 7, 8)
+    for image, step in zip(goals.images, goals.steps, strict=True):
+        assert (image == step).all()
+    plain = ScriptedPhases(["approach"] * 5 + ["carry"] * 4 + ["done"]).goals(CAPTURE, every=2)
+    assert plain.names == ("start+2", "start+4", "grasped", "grasped+2", "above_target", "final")
+    assert plain.steps == (2, 4, 5, 7, 9, 9)
+
+
+def test_goal_capture_refuses_an_empty_capture_or_a_bad_step_count() -> None:
     with pytest.raises(ValueError, match="capture"):
         ScriptedPhases(DROPPING).goals({})
     with pytest.raises(ValueError, match="max_steps"):
         ScriptedPhases(DROPPING).goals(CAPTURE, max_steps=-1)
+    with pytest.raises(ValueError, match="every must be a positive int"):
+        ScriptedPhases(DROPPING).goals(CAPTURE, every=0)
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -103,6 +119,24 @@ def test_goal_images_leave_the_env_untouched(name: str) -> None:
     assert env.unwrapped.goal_images() is not goals
     env.close()
     twin.close()
+
+
+def test_extra_sub_goal_images_keep_the_tasks_goals() -> None:
+    env = envs.make("push")
+    env.reset(seed=3)
+    goals, dense = env.unwrapped.goal_images(), env.unwrapped.goal_images(every=3)
+    assert env.unwrapped.goal_images(every=3) is dense and env.unwrapped.goal_images() is goals  # cached apiece
+    assert dense.names[-1] == "final" and len(dense.names) > len(goals.names)
+    assert list(dense.steps) == sorted(dense.steps)
+    for name, image, step in zip(goals.names, goals.images, goals.steps, strict=True):
+        i = dense.names.index(name)
+        assert dense.steps[i] == step and np.array_equal(dense.images[i], image)
+    extra = [(n, s) for n, s in zip(dense.names, dense.steps, strict=True) if n not in goals.names]
+    for name, step in extra:  # "<latest goal>+<steps since it>", every 3 steps
+        base, offset = name.split("+")
+        since = step - (0 if base == "start" else goals.steps[goals.names.index(base)])
+        assert int(offset) == since and since % 3 == 0
+    env.close()
 
 
 def test_goals_are_the_episodes_whenever_they_are_asked_for() -> None:

@@ -32,6 +32,7 @@ from torch import Tensor
 from envs.interface import ACTION_DIM, GoalImages
 from jepa_wm.data.collect import HELD_OUT_SEED_START
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
+from jepa_wm.ensemble import EnsembleWorldModel
 from jepa_wm.world_model import (
     WorldModel,
     encoder_pool,
@@ -149,12 +150,16 @@ def trained_tasks(checkpoint: Mapping[str, Any]) -> list[str]:
 
 
 def load_planning_world_model(
-    encoder_path: str | Path, predictor_path: str | Path, *, image_size: int, action_dim: int = ACTION_DIM,
-    device: torch.device | str = "cpu", check_fingerprint: bool = True, task: str | None = None,
+    encoder_path: str | Path, predictor_path: str | Path | Sequence[str | Path], *, image_size: int,
+    action_dim: int = ACTION_DIM, device: torch.device | str = "cpu", check_fingerprint: bool = True,
+    task: str | None = None,
 ) -> WorldModel:
     """The world model for planning in a task with ``image_size`` x ``image_size`` observations.
 
     Args:
+        predictor_path: a predictor checkpoint (file or training run directory), or a list of
+            them trained on this encoder's latents: several make an
+            :class:`jepa_wm.ensemble.EnsembleWorldModel` (their mean prediction).
         task: when given, the predictor must have been trained on episodes of this task
             (checked against the data summary of its checkpoint, when it records tasks).
 
@@ -167,6 +172,30 @@ def load_planning_world_model(
     if not encoder_path.is_file():
         raise FileNotFoundError(f"encoder checkpoint {encoder_path} not found: expected the encoder.pt "
                                 f"written at the end of encoder pretraining; {TRAIN_HINT}")
+    paths = [predictor_path] if isinstance(predictor_path, (str, Path)) else list(predictor_path)
+    if not paths:
+        raise ValueError("world_model.predictor is an empty list: give a predictor checkpoint or several")
+    checkpoints = [_read_planning_predictor(path, task) for path in paths]
+    pools = {encoder_pool(checkpoint) for checkpoint in checkpoints}
+    if len(pools) > 1:
+        raise ValueError(f"the predictors {[str(p) for p in paths]} pool the encoder's tokens differently "
+                         f"({sorted(pools)}): an ensemble needs one token grid")
+    encoder = load_encoder_checkpoint(encoder_path, pool=pools.pop()).to(device)
+    if tuple(encoder.img_hw) != (image_size, image_size):
+        raise ValueError(f"the task renders {image_size}x{image_size} images, the encoder {encoder_path} "
+                         f"expects {tuple(encoder.img_hw)}: set task.image_size={encoder.img_hw[0]} or use an "
+                         f"encoder pretrained at {image_size}x{image_size}")
+    try:
+        members = [load_world_model(checkpoint, encoder, action_dim=action_dim, check_fingerprint=check_fingerprint)
+                   for checkpoint in checkpoints]
+        return members[0] if len(members) == 1 else EnsembleWorldModel(members)
+    except ValueError as err:
+        raise ValueError(f"the world model does not fit this task or encoder: {err}") from err
+
+
+def _read_planning_predictor(predictor_path: str | Path, task: str | None) -> dict[str, Any]:
+    """A predictor checkpoint's contents, checked to exist and (when ``task`` is given) to have
+    been trained on ``task``."""
     try:
         predictor_file = find_predictor_checkpoint(predictor_path)
     except FileNotFoundError as err:
@@ -183,15 +212,7 @@ def load_planning_world_model(
             f"then train an encoder and predictor on them ({TRAIN_HINT}, with data.paths=[data/{task}.hdf5]) "
             f"and pass world_model.encoder=... world_model.predictor=...; or set world_model.any_task=true"
         )
-    encoder = load_encoder_checkpoint(encoder_path, pool=encoder_pool(checkpoint)).to(device)
-    if tuple(encoder.img_hw) != (image_size, image_size):
-        raise ValueError(f"the task renders {image_size}x{image_size} images, the encoder {encoder_path} "
-                         f"expects {tuple(encoder.img_hw)}: set task.image_size={encoder.img_hw[0]} or use an "
-                         f"encoder pretrained at {image_size}x{image_size}")
-    try:
-        return load_world_model(checkpoint, encoder, action_dim=action_dim, check_fingerprint=check_fingerprint)
-    except ValueError as err:
-        raise ValueError(f"the world model does not fit this task or encoder: {err}") from err
+    return checkpoint
 
 
 def image_tensor(image: np.ndarray) -> Tensor:

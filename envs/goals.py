@@ -38,9 +38,9 @@ def expert_goal_images(
     (before that action is applied). When the expert changes into ``restart_phase`` (it lost
     the object and starts over), the images taken so far are dropped and captured again on the
     way. The rollout stops once the last goal is captured, or after ``max_steps`` actions.
-    With ``every``, an extra sub-goal image is taken at every ``every``-th expert step that
-    captures no goal, named after the latest goal and the steps since it (``"start+4"``,
-    ``"behind+2"``): a denser trail of images along the expert's run.
+    With ``every``, an extra sub-goal image is taken every ``every`` expert steps after the
+    latest goal (or the start, or the expert's restart), named after it and the steps since
+    (``"start+4"``, ``"behind+2"``): a denser trail of images along the expert's run.
 
     Args:
         expert: a noiseless expert acting in the simulation that ``apply`` steps.

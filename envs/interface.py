@@ -98,7 +98,7 @@ class ManipulationEnv(Protocol):
     instruction: str
     image_size: int
     camera: str
-    goal_phases: Mapping[str, str]  # expert phase -> goal name, in the order of goal_images()
+    goal_phases: Mapping[str, str]  # expert phase -> goal name, in the order of goal_images() (every=None)
 
     def make_expert(self, noise: float = 0.0, seed: int | None = None) -> Expert:
         """A scripted expert for the current episode."""

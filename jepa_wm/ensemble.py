@@ -3,8 +3,9 @@
 Predictors trained on the same latents (other seeds, or another length of the same run) make
 errors of their own on the moves a planner compares: which reach episodes fail changes from
 one predictor to the next (README). :class:`EnsembleWorldModel` predicts the mean of its
-members' rollouts, so a candidate scores well only where the members agree on average; it
-costs one rollout per member.
+members' rollouts, which averages out the errors they do not share; it costs one rollout per
+member. The energy is that of the mean prediction, so the members' disagreement is not
+charged as such, and the mean of layer-normed latents is a little shorter than each of them.
 
 >>> members = [load_world_model(path, encoder) for path in ("runs/a", "runs/b")]
 >>> world_model = EnsembleWorldModel(members)   # encode / rollout like a WorldModel
@@ -40,7 +41,7 @@ class EnsembleWorldModel(WorldModel):
             if member.encoder is not first.encoder:
                 raise ValueError(f"ensemble member {i} has an encoder of its own: load every predictor "
                                  f"with the same encoder object")
-            mismatch = [name for name in ("embed_dim", "grid_hw", "action_dim", "state_dim")
+            mismatch = [name for name in ("embed_dim", "grid_hw", "action_dim", "state_dim", "normalize_output")
                         if getattr(member.config, name) != getattr(first.config, name)]
             if mismatch:
                 raise ValueError(f"ensemble member {i} differs from member 0 in {mismatch}")

@@ -185,12 +185,14 @@ def load_planning_world_model(
         raise ValueError(f"the task renders {image_size}x{image_size} images, the encoder {encoder_path} "
                          f"expects {tuple(encoder.img_hw)}: set task.image_size={encoder.img_hw[0]} or use an "
                          f"encoder pretrained at {image_size}x{image_size}")
-    try:
-        members = [load_world_model(checkpoint, encoder, action_dim=action_dim, check_fingerprint=check_fingerprint)
-                   for checkpoint in checkpoints]
-        return members[0] if len(members) == 1 else EnsembleWorldModel(members)
-    except ValueError as err:
-        raise ValueError(f"the world model does not fit this task or encoder: {err}") from err
+    members = []
+    for path, checkpoint in zip(paths, checkpoints, strict=True):
+        try:
+            members.append(load_world_model(checkpoint, encoder, action_dim=action_dim,
+                                            check_fingerprint=check_fingerprint))
+        except ValueError as err:
+            raise ValueError(f"the world model does not fit this task or encoder: {path}: {err}") from err
+    return members[0] if len(members) == 1 else EnsembleWorldModel(members)
 
 
 def _read_planning_predictor(predictor_path: str | Path, task: str | None) -> dict[str, Any]:

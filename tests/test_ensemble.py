@@ -43,6 +43,8 @@ def test_ensemble_refuses_mismatched_members():
         EnsembleWorldModel([first, tiny_world_model(seed=1)])
     with pytest.raises(ValueError, match="state_dim"):
         EnsembleWorldModel([first, other_predictor(first, seed=1, state_dim=5)])
+    with pytest.raises(ValueError, match="normalize_output"):
+        EnsembleWorldModel([first, other_predictor(first, seed=1, normalize_output=not first.config.normalize_output)])
     with pytest.raises(ValueError, match="integrates states differently"):
         EnsembleWorldModel([first, WorldModel(first.encoder, first.predictor, StateIntegration(pos_scale=0.1))])
 

@@ -50,6 +50,7 @@ from planners import (
     WorkspaceBox,
     latent_energy,
 )
+from planners.base import check_positive_int
 from planners.protocols import Planner
 
 logger = logging.getLogger(__name__)
@@ -93,10 +94,9 @@ class EpisodeConfig:
     def __post_init__(self) -> None:
         if not self.hint_scale > 0:
             raise ValueError(f"hint_scale must be positive, got {self.hint_scale}")
-        for name in ("max_steps", "every"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+        for name in ("max_steps", "every"):  # None: the time limit / no extra sub-goals
+            if getattr(self, name) is not None:
+                check_positive_int(getattr(self, name), name)
         if self.every is not None and self.steps_per_goal is not None:
             raise ValueError(f"steps_per_goal ({list(self.steps_per_goal)}) needs every=None: with extra sub-goal "
                              f"images every {self.every} expert steps the number of goals depends on the expert's run")

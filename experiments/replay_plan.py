@@ -21,6 +21,13 @@ hold off::
     python experiments/plan.py task=reach episodes=30 seed=1000100 workers=2 video=false \
         mpc.arrival_energy=null hydra.run.dir=runs/plan/dev
     python experiments/replay_plan.py results=runs/plan/dev/results.json arrival_radius=0.02
+
+With ``far_radius`` (metres) it calibrates ``mpc.far_energy`` (the far planner plans above it):
+the highest energy toward the final goal observed within that distance of the marker::
+
+    python experiments/plan.py task=reach episodes=30 seed=1000100 workers=2 video=false \
+        hydra.run.dir=runs/plan/dev
+    python experiments/replay_plan.py results=runs/plan/dev/results.json far_radius=0.03
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import hydra
 from omegaconf import DictConfig
 
 import envs
-from jepa_wm.arrival import calibrate_from_replays
+from jepa_wm.arrival import calibrate_arrival_energy, calibrate_far_energy, final_goal_observations
 from jepa_wm.episode_replay import as_records, replay_results, summarize_replays
 
 log = logging.getLogger(__name__)
@@ -60,14 +67,17 @@ def main(cfg: DictConfig) -> None:
     finally:
         env.close()
     summary = summarize_replays(stats)
-    if cfg.arrival_radius is not None:
-        if (results["config"].get("mpc") or {}).get("arrival_energy") is not None:
-            log.warning("these episodes ran with the arrival hold on (mpc.arrival_energy): the hand stayed where it "
-                        "first arrived, so a threshold calibrated on them is biased; calibrate with the hold off")
+    if cfg.arrival_radius is not None and (results["config"].get("mpc") or {}).get("arrival_energy") is not None:
+        log.warning("these episodes ran with the arrival hold on (mpc.arrival_energy): the hand stayed where it "
+                    "first arrived, so an arrival threshold calibrated on them is biased; calibrate with the hold off")
+    for key, radius, calibrate in (("arrival", cfg.arrival_radius, calibrate_arrival_energy),
+                                   ("far", cfg.far_radius, calibrate_far_energy)):
+        if radius is None:
+            continue
         try:
-            summary["arrival"] = asdict(calibrate_from_replays(results["episodes"], stats, cfg.arrival_radius))
+            summary[key] = asdict(calibrate(*final_goal_observations(results["episodes"], stats), radius))
         except (KeyError, ValueError) as err:
-            log.warning("arrival energy not calibrated: %s: %s", type(err).__name__, err)
+            log.warning("%s energy not calibrated: %s: %s", key, type(err).__name__, err)
     out = Path(cfg.out) if cfg.out else path.with_name("replay.json")
     out.write_text(json.dumps({"results": str(path), "summary": summary, "episodes": as_records(stats)}, indent=1))
     log.info("%s: %s (written to %s)", task["name"], json.dumps(summary), out)

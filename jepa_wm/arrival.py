@@ -1,6 +1,7 @@
-"""Calibrate ``MPCConfig.arrival_energy``: below which observed energy the goal counts as reached.
+"""Calibrate the MPC's observed-energy thresholds from planned episodes with known distances.
 
-The MPC loop can hold still once the encoded observation is close enough to the final goal's
+``MPCConfig.arrival_energy``: below which observed energy the goal counts as reached. The MPC
+loop can hold still once the encoded observation is close enough to the final goal's
 latent (:class:`planners.MPCConfig` ``arrival_energy``). The threshold is read off planned
 episodes whose true grip-to-object distances are known (``experiments/replay_plan.py`` replays
 them): it is the lowest energy the planner observed anywhere farther than ``radius_m`` from the
@@ -10,8 +11,13 @@ where it first arrived), and again for another encoder or objective (they set th
 scale). Tasks whose goal is an object on a target (push, pick_place) are not covered: their
 arrival would be the object's distance to the target, not the hand's to the object.
 
+``MPCConfig.far_energy``: above which observed energy the far planner plans. It is the
+highest energy observed anywhere within ``radius_m`` of the object, so that no calibration
+observation within the radius would have been planned as far.
+
 >>> calibration = calibrate_arrival_energy(energies, distances, radius_m=0.02)
 >>> calibration.threshold   # use as mpc.arrival_energy
+>>> calibrate_far_energy(energies, distances, radius_m=0.03).threshold   # use as mpc.far_energy
 """
 
 from __future__ import annotations
@@ -55,6 +61,59 @@ def final_goal_steps(goal_indices: Sequence[int], final: int) -> list[int]:
     return [t for t, g in enumerate(goal_indices) if g == final and (t == 0 or goal_indices[t - 1] == final)]
 
 
+@dataclass(frozen=True)
+class FarCalibration:
+    """The far threshold and how often the far planner would have planned on the calibration episodes.
+
+    Attributes:
+        threshold: highest energy observed within ``radius_m``; ``None`` when no observation
+            was that near.
+        radius_m: the radius, metres.
+        observations: observations on the final goal that were scored.
+        above: of those, how many had an energy above ``threshold`` (all of them farther).
+    """
+
+    threshold: float | None
+    radius_m: float
+    observations: int
+    above: int
+
+
+def _flatten(energies: Sequence[Sequence[float]], distances: Sequence[Sequence[float]],
+             radius_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """All observations' energies and distances ``(sum T_e,)`` each, validated."""
+    if not radius_m > 0:
+        raise ValueError(f"radius_m must be positive, got {radius_m}")
+    if len(energies) != len(distances) or not energies:
+        raise ValueError(f"expected energies and distances for the same episodes (at least one), got "
+                         f"{len(energies)} and {len(distances)}")
+    for e, (energy, distance) in enumerate(zip(energies, distances, strict=True)):
+        if len(energy) != len(distance):
+            raise ValueError(f"episode {e}: {len(energy)} energies but {len(distance)} distances")
+    energy_all = np.concatenate([np.asarray(e, dtype=float) for e in energies])  # (sum T_e,)
+    distance_all = np.concatenate([np.asarray(d, dtype=float) for d in distances])
+    if not (np.isfinite(energy_all).all() and np.isfinite(distance_all).all()):
+        raise ValueError("energies and distances must be finite, got NaN or inf")
+    return energy_all, distance_all
+
+
+def calibrate_far_energy(energies: Sequence[Sequence[float]], distances: Sequence[Sequence[float]],
+                         radius_m: float) -> FarCalibration:
+    """The far-planner threshold: the highest observed energy within ``radius_m`` of the object.
+
+    Args: as :func:`calibrate_arrival_energy`; ``radius_m`` is the distance within which the
+        planner (not the far planner) should always plan.
+
+    Raises:
+        ValueError: empty input, mismatched lengths, non-finite values, or a non-positive radius.
+    """
+    energy_all, distance_all = _flatten(energies, distances, radius_m)
+    within = distance_all <= radius_m
+    threshold = float(energy_all[within].max()) if within.any() else None
+    above = int((energy_all > threshold).sum()) if threshold is not None else 0
+    return FarCalibration(threshold=threshold, radius_m=radius_m, observations=int(energy_all.size), above=above)
+
+
 def calibrate_arrival_energy(energies: Sequence[Sequence[float]], distances: Sequence[Sequence[float]],
                              radius_m: float) -> ArrivalCalibration:
     """The arrival threshold from per-episode observed energies and true distances.
@@ -70,18 +129,7 @@ def calibrate_arrival_energy(energies: Sequence[Sequence[float]], distances: Seq
     Raises:
         ValueError: empty input, mismatched lengths, non-finite values, or a non-positive radius.
     """
-    if not radius_m > 0:
-        raise ValueError(f"radius_m must be positive, got {radius_m}")
-    if len(energies) != len(distances) or not energies:
-        raise ValueError(f"expected energies and distances for the same episodes (at least one), got "
-                         f"{len(energies)} and {len(distances)}")
-    for e, (energy, distance) in enumerate(zip(energies, distances, strict=True)):
-        if len(energy) != len(distance):
-            raise ValueError(f"episode {e}: {len(energy)} energies but {len(distance)} distances")
-    energy_all = np.concatenate([np.asarray(e, dtype=float) for e in energies])  # (sum T_e,)
-    distance_all = np.concatenate([np.asarray(d, dtype=float) for d in distances])
-    if not (np.isfinite(energy_all).all() and np.isfinite(distance_all).all()):
-        raise ValueError("energies and distances must be finite, got NaN or inf")
+    energy_all, distance_all = _flatten(energies, distances, radius_m)
     outside = distance_all > radius_m
     threshold = float(energy_all[outside].min()) if outside.any() else None
     below = energy_all < threshold if threshold is not None else np.ones_like(energy_all, dtype=bool)
@@ -94,20 +142,24 @@ def calibrate_arrival_energy(energies: Sequence[Sequence[float]], distances: Seq
     )
 
 
-def calibrate_from_replays(episodes: Sequence[Mapping[str, Any]], replays: Sequence[ReplayStats],
-                           radius_m: float) -> ArrivalCalibration:
-    """:func:`calibrate_arrival_energy` on the episodes of a ``plan.py`` results.json and their replays.
+def final_goal_observations(episodes: Sequence[Mapping[str, Any]], replays: Sequence[ReplayStats],
+                            ) -> tuple[list[list[float]], list[list[float]]]:
+    """Per episode, the observed energies toward the final goal and the true grip-object distances
+    at the same observations, from a ``plan.py`` results.json's episodes and their replays.
 
     Args:
         episodes: ``results["episodes"]`` (each with ``goal_names``, ``mpc.observed_energies`` and
             ``mpc.goal_indices``).
         replays: :func:`jepa_wm.episode_replay.replay_results` of the same episodes, in order.
-        radius_m: the arrival radius, metres.
+
+    Raises:
+        ValueError: replays missing, a task whose goal is an object on a target, or episodes
+            without one observed energy per step.
     """
     if len(episodes) != len(replays):
         raise ValueError(f"expected one replay per episode, got {len(replays)} for {len(episodes)} episodes")
     if any(replay.target_final_m is not None for replay in replays):
-        raise ValueError("the arrival distance is the grip site's to the object, which is the goal only in "
+        raise ValueError("the calibration distance is the grip site's to the object, which is the goal only in "
                          "tasks without a target (reach); this task's goal is the object on its target")
     energies, distances = [], []
     for episode, replay in zip(episodes, replays, strict=True):
@@ -118,4 +170,5 @@ def calibrate_from_replays(episodes: Sequence[Mapping[str, Any]], replays: Seque
         steps = final_goal_steps(episode["mpc"]["goal_indices"], len(episode["goal_names"]) - 1)
         energies.append([observed[t] for t in steps])
         distances.append([replay.distances_m[t] for t in steps])
-    return calibrate_arrival_energy(energies, distances, radius_m)
+    return energies, distances
+

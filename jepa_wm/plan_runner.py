@@ -20,6 +20,7 @@ import gymnasium as gym
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 import envs
@@ -30,7 +31,7 @@ from planners.protocols import Planner
 
 logger = logging.getLogger(__name__)
 
-Setup = tuple[gym.Env, WorldModel, Planner, EpisodeConfig]
+Setup = tuple[gym.Env, WorldModel, Planner, EpisodeConfig, Planner | None]  # the last: the far planner
 _worker: dict[str, Setup] = {}  # per process: what build() made
 
 
@@ -42,7 +43,11 @@ class PlanSetupError(ValueError):
 
 
 def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
-    """The env, world model, planner and episode settings of a resolved ``plan`` config.
+    """The env, world model, planner, episode settings and far planner of a resolved ``plan`` config.
+
+    The far planner (``None`` without one) is ``planner`` with the config's ``far_planner``
+    overrides merged in (e.g. ``{config: {horizon: 2}}``), used while the observed energy is
+    above ``mpc.far_energy``.
 
     The settings are checked against the task before any episode runs: explicit sub-goal
     steps must fit the task's goals, and the simulator oracle needs an env that can save and
@@ -59,6 +64,7 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
                                                 check_fingerprint=world["check_fingerprint"],
                                                 task=None if world["any_task"] else resolved["task"]["name"])
         planner = instantiate(resolved["planner"], seed=resolved["seed"], device=device)
+        far_planner = _far_planner(resolved, device)
         config = EpisodeConfig(objective=ObjectiveConfig(**resolved["objective"]), mpc=MPCConfig(**resolved["mpc"]),
                                max_steps=resolved["max_steps"], oracle=world["oracle"], **resolved["subgoals"],
                                workspace=workspace_box(resolved.get("workspace"), env))
@@ -66,7 +72,23 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
     except (FileNotFoundError, ValueError, TypeError, InstantiationException) as err:
         env.close()
         raise PlanSetupError(str(err)) from err
-    return env, world_model, planner, config
+    return env, world_model, planner, config, far_planner
+
+
+def _far_planner(resolved: Mapping[str, Any], device: torch.device) -> Planner | None:
+    """The planner with ``resolved["far_planner"]``'s overrides merged in; ``None`` without them.
+
+    Raises:
+        ValueError: ``far_planner`` and ``mpc.far_energy`` are not both set (or both unset).
+    """
+    overrides, far_energy = resolved.get("far_planner"), resolved["mpc"].get("far_energy")
+    if (overrides is None) != (far_energy is None):
+        raise ValueError(f"far_planner and mpc.far_energy go together (the far planner plans while the observed "
+                         f"energy is above far_energy): got far_planner={overrides!r}, mpc.far_energy={far_energy!r}")
+    if overrides is None:
+        return None
+    merged = OmegaConf.to_container(OmegaConf.merge(resolved["planner"], overrides), resolve=True)
+    return instantiate(merged, seed=resolved["seed"], device=device)
 
 
 def _check_task_fits(env: gym.Env, config: EpisodeConfig) -> None:
@@ -126,10 +148,10 @@ def _start_worker(resolved: Mapping[str, Any], device: torch.device, threads: in
 
 def _episode(index: int, out: Path, resolved: Mapping[str, Any], progress: bool) -> EpisodeResult:
     """Episode ``index`` (seed ``seed + index``) with this process's setup; writes its video."""
-    env, world_model, planner, config = _worker["setup"]
+    env, world_model, planner, config, far_planner = _worker["setup"]
     video = resolved["video"]
     result = run_episode(env, world_model, planner, config, seed=resolved["seed"] + index, keep_frames=video,
-                         progress=progress)
+                         progress=progress, far_planner=far_planner)
     if video:
         write_episode_video(out / f"episode_{index:03d}_seed_{result.seed}.mp4", result,
                             scale=resolved["video_scale"])

@@ -298,7 +298,8 @@ class WorldModelCosts:
 
 # ---------------------------------------------------------------------- episodes
 def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config: EpisodeConfig,
-                seed: int, *, keep_frames: bool = True, progress: bool = False) -> EpisodeResult:
+                seed: int, *, keep_frames: bool = True, progress: bool = False,
+                far_planner: Planner | None = None) -> EpisodeResult:
     """One MPC episode of ``env`` from ``reset(seed=seed)`` toward the env's goal images.
 
     Args:
@@ -309,6 +310,7 @@ def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config:
         seed: a held-out seed (``>= HELD_OUT_SEED_START``); also seeds the planner.
         keep_frames: keep observations and goal images for videos.
         progress: tqdm bar over the steps.
+        far_planner: the planner used while the goal is far (``config.mpc.far_energy``).
     """
     if seed < HELD_OUT_SEED_START:
         raise ValueError(f"planning seeds must be held out (>= {HELD_OUT_SEED_START}), got {seed}: "
@@ -323,7 +325,7 @@ def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config:
         costs = WorldModelCosts(world_model, config.objective, config.workspace)
     schedule_config = subgoal_config(goals, config)
     schedule = SubgoalSchedule(list(encode_goals(world_model, goals)), schedule_config)  # G x (N, D)
-    mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy)
+    mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy, far_planner=far_planner)
     mpc.reset(schedule, seed=seed)
     limit = config.max_steps or env.spec.max_episode_steps
     frames = [obs["image"]] if keep_frames else []

@@ -66,6 +66,11 @@ class MPCConfig:
             trusts the predicted gain of a move, this trusts only the encoded observation: the
             goal counts as reached. Calibrate ``e`` on episodes other than the evaluation's
             (``jepa_wm.arrival.calibrate_arrival_energy``).
+        far_energy: ``None`` (one planner) or an energy ``e``: while the *observed* energy
+            toward the current goal is above ``e``, plan with the MPC's ``far_planner`` (e.g. a
+            longer horizon, to see past the flat energy far from the goal) and else with its
+            planner (coarse to fine). A switch between the two drops the last plan (no warm
+            start across planners).
     """
 
     execute_steps: int = 1
@@ -73,15 +78,16 @@ class MPCConfig:
     warm_start_fill: Literal["default", "last"] = "default"
     hold_margin: float | None = None
     arrival_energy: float | None = None
+    far_energy: float | None = None
 
     def __post_init__(self) -> None:
         check_positive_int(self.execute_steps, "execute_steps")
         if self.hold_margin is not None and not self.hold_margin >= 0:
             raise ValueError(f"hold_margin must be None or >= 0, got {self.hold_margin}")
-        if self.arrival_energy is not None and (isinstance(self.arrival_energy, bool)
-                                                or not isinstance(self.arrival_energy, (int, float))
-                                                or not self.arrival_energy > 0):
-            raise ValueError(f"arrival_energy must be None or a number > 0, got {self.arrival_energy!r}")
+        for name in ("arrival_energy", "far_energy"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise ValueError(f"{name} must be None or a number > 0, got {value!r}")
         if self.warm_start_fill not in WARM_START_FILLS:
             raise ValueError(f"warm_start_fill must be one of {WARM_START_FILLS}, got {self.warm_start_fill!r}")
 
@@ -95,7 +101,8 @@ class MPCLog:
     ``energy_fn``, ``observed_energies`` of the observation the action was chosen at (toward
     the goal in force before any switch at that step). Per plan: ``plan_steps`` (the step it was made at),
     ``plan_times_s``, ``energies`` (the plan's cost), ``iterations``, ``timed_out`` and
-    ``held`` (whether the hold replaced the plan, see ``MPCConfig.hold_margin``). Steps held
+    ``held`` (whether the hold replaced the plan, see ``MPCConfig.hold_margin``) and ``far``
+    (whether the far planner made it, see ``MPCConfig.far_energy``). Steps held
     because the goal counted as reached (``MPCConfig.arrival_energy``) make no plan; they are
     listed in ``arrived_steps``.
     """
@@ -110,6 +117,7 @@ class MPCLog:
     iterations: list[int] = field(default_factory=list)
     timed_out: list[bool] = field(default_factory=list)
     held: list[bool] = field(default_factory=list)
+    far: list[bool] = field(default_factory=list)
     arrived_steps: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -128,16 +136,29 @@ class MPC(Generic[Obs, G]):
         config: receding-horizon settings.
         energy_fn: optional ``(obs, goal) -> float``, the energy of an observation toward a
             goal, used by the sub-goal threshold and logged per step as ``observed_energies``.
+        far_planner: the planner used while the observed energy is above
+            ``config.far_energy`` (required with it, refused without it); same action space.
     """
 
     def __init__(self, planner: Planner, make_cost: Callable[[Obs, G], CostFunction],
-                 config: MPCConfig = MPCConfig(), energy_fn: Callable[[Obs, G], float] | None = None) -> None:
-        if config.execute_steps > planner.horizon:
-            raise ValueError(f"execute_steps ({config.execute_steps}) must be <= the planner's "
-                             f"horizon ({planner.horizon})")
-        if config.arrival_energy is not None and energy_fn is None:
-            raise ValueError("MPCConfig.arrival_energy needs an energy_fn (the observed energy toward the goal)")
-        self.planner = planner
+                 config: MPCConfig = MPCConfig(), energy_fn: Callable[[Obs, G], float] | None = None,
+                 far_planner: Planner | None = None) -> None:
+        for name, p in (("planner", planner), ("far_planner", far_planner)):
+            if p is not None and config.execute_steps > p.horizon:
+                raise ValueError(f"execute_steps ({config.execute_steps}) must be <= the {name}'s "
+                                 f"horizon ({p.horizon})")
+        for name in ("arrival_energy", "far_energy"):
+            if getattr(config, name) is not None and energy_fn is None:
+                raise ValueError(f"MPCConfig.{name} needs an energy_fn (the observed energy toward the goal)")
+        if (config.far_energy is None) != (far_planner is None):
+            raise ValueError("MPCConfig.far_energy and far_planner go together: got far_energy="
+                             f"{config.far_energy!r} and {'a' if far_planner else 'no'} far_planner")
+        if far_planner is not None and far_planner.action_space != planner.action_space:
+            raise ValueError(f"far_planner must plan in the planner's action space {planner.action_space}, "
+                             f"got {far_planner.action_space}")
+        self.near_planner = planner
+        self.far_planner = far_planner
+        self.planner = planner  # the one in use
         self.make_cost = make_cost
         self.config = config
         self.energy_fn = energy_fn
@@ -156,7 +177,10 @@ class MPC(Generic[Obs, G]):
             raise TypeError(f"schedule must be a SubgoalSchedule, got {type(schedule).__name__}")
         schedule.reset()
         self._schedule = schedule
-        self.planner.reset(seed)
+        self.planner = self.near_planner
+        for planner in (self.near_planner, self.far_planner):
+            if planner is not None:
+                planner.reset(seed)
         self.log = MPCLog()
         self._queue, self._last_plan, self._last_energy = [], None, None
         self._executed = self._steps = 0
@@ -191,6 +215,7 @@ class MPC(Generic[Obs, G]):
         log.iterations.append(result.iterations)
         log.timed_out.append(result.timed_out)
         log.held.append(held)
+        log.far.append(self.planner is self.far_planner)
         logger.debug("step %d goal %d: energy %.5g in %.3f s%s", self._steps, self._schedule.index,
                      cost, result.elapsed_s, " (held)" if held else "")
 
@@ -213,6 +238,16 @@ class MPC(Generic[Obs, G]):
         """Forget the last plan: the next one starts afresh, not warm-started from it."""
         self._queue, self._last_plan = [], None
         self.planner.reset()
+
+    def _use_planner(self, energy: float | None) -> None:
+        """Plan with the far planner while ``energy`` is above ``far_energy``, else with the
+        planner; a change of planner drops the last plan."""
+        far = self.config.far_energy
+        planner = self.far_planner if far is not None and energy is not None and energy > far else self.near_planner
+        if planner is not self.planner:
+            if self._last_plan is not None:
+                self._drop_plan()
+            self.planner = planner
 
     def _arrived(self, energy: float | None) -> bool:
         """Whether the final goal counts as reached at an observation with ``energy``."""
@@ -252,6 +287,9 @@ class MPC(Generic[Obs, G]):
             self.log.arrived_steps.append(self._steps)
             action = self._hold_action(self._device)  # (A,)
         else:
+            if switched and self.far_planner is not None:  # the logged energy was toward the old goal
+                energy = float(self.energy_fn(obs, schedule.goal))
+            self._use_planner(energy)
             if not self._queue:
                 self._replan(obs)
             action = self._queue.pop(0)

@@ -62,7 +62,7 @@ def test_a_replay_that_disagrees_with_the_record_is_an_error() -> None:
         replay_results(envs.make("pick_place"), {"episodes": []})
 
 
-def test_replay_script_writes_its_summary_and_calibrates_the_arrival_energy(tmp_path: Path) -> None:
+def test_replay_script_writes_its_summary_and_calibrates_the_thresholds(tmp_path: Path) -> None:
     episode = _expert_episode("reach", SEED + 1, 30)
     distances = replay_episode(envs.make("reach"), SEED + 1, episode["mpc"]["actions"]).distances_m
     # observed energies as plan.py logs them (one per step): here 10x the true distance, one goal
@@ -71,12 +71,13 @@ def test_replay_script_writes_its_summary_and_calibrates_the_arrival_energy(tmp_
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"config": {"task": {"name": "reach", "image_size": 64}}, "episodes": [episode]}))
     subprocess.run([sys.executable, str(ROOT / "experiments/replay_plan.py"), f"results={results}",
-                    "arrival_radius=0.02"], check=True, cwd=tmp_path, capture_output=True)
+                    "arrival_radius=0.02", "far_radius=0.05"], check=True, cwd=tmp_path, capture_output=True)
     written = json.loads((tmp_path / "replay.json").read_text())
     assert written["summary"]["success"] == 1 and len(written["episodes"]) == 1
     arrival = written["summary"]["arrival"]
     assert arrival["observations"] == 30 and arrival["episodes_within"] == 1
     assert arrival["threshold"] == pytest.approx(10 * min(d for d in distances[:30] if d > 0.02))
+    assert written["summary"]["far"]["threshold"] == pytest.approx(10 * max(d for d in distances[:30] if d <= 0.05))
 
 
 def test_replay_script_rejects_a_file_that_is_not_plan_results(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from jepa_wm.planning import (
     EpisodeConfig, WorldModelCosts, encode_goals, load_planning_world_model, plot_energies, run_episode, subgoal_config,
     summarize, write_episode_video,
 )
-from planners import available_planners
+from planners import MPCConfig, available_planners, make_planner
 from tests.helpers import (
     ROOT, SPACE, run_script, save_predictor_checkpoint, tiny_planner, tiny_world_model, write_tiny_world_model,
 )
@@ -87,6 +87,18 @@ def test_extra_sub_goals_every_k_expert_steps(checkpoints):
         EpisodeConfig(every=4, steps_per_goal=(2, 2))
     with pytest.raises(ValueError, match="every must be a positive int"):
         EpisodeConfig(every=0)
+
+
+def test_far_planner_plans_while_the_goal_is_far(checkpoints):
+    world_model = load_planning_world_model(*checkpoints, image_size=IMG)
+    env = envs.make("reach", image_size=IMG)
+    far = make_planner("cem", SPACE, num_samples=16, iterations=2, topk=4, horizon=2, seed=0)
+    config = EpisodeConfig(mpc=MPCConfig(far_energy=1e-9), max_steps=3)  # any energy counts as far
+    result = run_episode(env, world_model, tiny_planner(), config, seed=SEED, keep_frames=False, far_planner=far)
+    assert result.mpc["far"] == [True, True, True] and result.steps == 3
+    config = EpisodeConfig(mpc=MPCConfig(far_energy=1e9), max_steps=2)  # none
+    result = run_episode(env, world_model, tiny_planner(), config, seed=SEED, keep_frames=False, far_planner=far)
+    assert result.mpc["far"] == [False, False]
 
 
 def test_sub_goal_steps_come_from_the_goal_images_hint():
@@ -204,6 +216,11 @@ def test_settings_that_do_not_fit_the_task_fail_before_any_episode(checkpoints, 
         run_episodes(resolve("episodes=0"), tmp_path, device=cpu)
     with pytest.raises(PlanSetupError, match="MPPIConfig.*topk"):
         run_episodes(resolve("planner=mppi", "+planner.config.topk=8"), tmp_path, device=cpu)
+    with pytest.raises(PlanSetupError, match="far_planner and mpc.far_energy go together"):
+        run_episodes(resolve("mpc.far_energy=0.1"), tmp_path, device=cpu)
+    env, _, planner, _, far = build(resolve("far_planner={config: {horizon: 2}}", "mpc.far_energy=0.1"), cpu)
+    env.close()
+    assert (planner.horizon, far.horizon) == (1, 2) and far.config.num_samples == planner.config.num_samples
     with caplog.at_level(logging.WARNING, logger="jepa_wm.plan_runner"):
         build(resolve("task=reach", "max_steps=500", "subgoals.steps_per_goal=[3]"), cpu)[0].close()
     assert "beyond the task's time limit: episodes end after 40 steps" in caplog.text

@@ -201,3 +201,36 @@ def test_arrival_energy_is_only_for_the_final_goal() -> None:
             MPCConfig(arrival_energy=bad)
     with pytest.raises(ValueError, match="energy_fn"):
         MPC(planner, make_cost, MPCConfig(arrival_energy=0.1))
+
+
+def test_far_planner_plans_while_the_observed_energy_is_high() -> None:
+    env = PointMass(start=(6.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
+    near = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=64, iterations=3)
+    far = make_planner("cem", SPACE, seed=0, horizon=3, num_samples=64, iterations=3)
+    mpc = MPC(near, make_cost, MPCConfig(far_energy=4.0), energy_fn=distance_energy, far_planner=far)
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    log = mpc.run(env.pos.copy(), env.step, max_steps=10)
+    expected = [log.observed_energies[t] > 4.0 for t in log.plan_steps]
+    assert log.far == expected and expected[0] and not expected[-1]  # far first, near once within 2
+    assert np.linalg.norm(env.pos) < 0.2  # switching horizons (3 -> 1) drops the plan instead of warm-starting
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    assert mpc.planner is near and not mpc.log.far
+
+
+def test_far_planner_settings_are_checked() -> None:
+    near = make_planner("cem", SPACE, seed=0, horizon=1)
+    far = make_planner("cem", SPACE, seed=0, horizon=2)
+    with pytest.raises(ValueError, match="far_energy and far_planner go together"):
+        MPC(near, make_cost, MPCConfig(far_energy=1.0), energy_fn=distance_energy)
+    with pytest.raises(ValueError, match="far_energy and far_planner go together"):
+        MPC(near, make_cost, MPCConfig(), energy_fn=distance_energy, far_planner=far)
+    with pytest.raises(ValueError, match="energy_fn"):
+        MPC(near, make_cost, MPCConfig(far_energy=1.0), far_planner=far)
+    with pytest.raises(ValueError, match="action space"):
+        MPC(near, make_cost, MPCConfig(far_energy=1.0), energy_fn=distance_energy,
+            far_planner=make_planner("cem", ActionSpace(dim=2, planned_dims=(0,)), horizon=2))
+    with pytest.raises(ValueError, match="far_planner's horizon"):
+        MPC(far, make_cost, MPCConfig(execute_steps=2, far_energy=1.0), energy_fn=distance_energy, far_planner=near)
+    for bad in (0.0, -1.0, True):
+        with pytest.raises(ValueError, match="far_energy"):
+            MPCConfig(far_energy=bad)

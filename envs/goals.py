@@ -40,7 +40,9 @@ def expert_goal_images(
     way. The rollout stops once the last goal is captured, or after ``max_steps`` actions.
     With ``every``, an extra sub-goal image is taken every ``every`` expert steps after the
     latest goal (or the start, or the expert's restart), named after it and the steps since
-    (``"start+4"``, ``"behind+2"``): a denser trail of images along the expert's run.
+    (``"start+4"``, ``"behind+2"``): a denser trail of images along the expert's run. An extra
+    image less than ``every / 2`` steps before the next image is left out (it would nearly
+    repeat that goal).
 
     Args:
         expert: a noiseless expert acting in the simulation that ``apply`` steps.
@@ -99,6 +101,9 @@ def expert_goal_images(
         log.warning("%s: the expert's final goal image does not show success", label)
     order = [n for n in shots if n not in names] + list(names)
     order.sort(key=lambda n: shots[n][2])  # stable: goals never reached (the last frame) keep their order
+    if every is not None:  # extras are `every` apart; one just before a goal would nearly repeat it
+        order = [n for n, after in zip(order, order[1:] + [None], strict=True)
+                 if n in names or shots[after][2] - shots[n][2] >= every / 2]
     ordered = [shots[n] for n in order]
     return GoalImages(
         images=tuple(s[0] for s in ordered),

@@ -85,6 +85,8 @@ def test_extra_sub_goals_every_k_steps_counted_from_the_latest_goal() -> None:
     plain = ScriptedPhases(["approach"] * 5 + ["carry"] * 4 + ["done"]).goals(CAPTURE, every=2)
     assert plain.names == ("start+2", "start+4", "grasped", "grasped+2", "above_target", "final")
     assert plain.steps == (2, 4, 5, 7, 9, 9)
+    sparse = ScriptedPhases(["approach"] * 5 + ["carry"] * 4 + ["done"]).goals(CAPTURE, every=4)
+    assert sparse.names == ("grasped", "above_target", "final")  # "start+4", a step before "grasped", left out
 
 
 def test_goal_capture_refuses_an_empty_capture_or_a_bad_step_count() -> None:

@@ -185,11 +185,11 @@ def load_planning_world_model(
         raise ValueError(f"the task renders {image_size}x{image_size} images, the encoder {encoder_path} "
                          f"expects {tuple(encoder.img_hw)}: set task.image_size={encoder.img_hw[0]} or use an "
                          f"encoder pretrained at {image_size}x{image_size}")
-    members = []
+    members, fingerprint = [], encoder.fingerprint() if check_fingerprint else None  # hashed once for all
     for path, checkpoint in zip(paths, checkpoints, strict=True):
         try:
             members.append(load_world_model(checkpoint, encoder, action_dim=action_dim,
-                                            check_fingerprint=check_fingerprint))
+                                            check_fingerprint=check_fingerprint, fingerprint=fingerprint))
         except ValueError as err:
             raise ValueError(f"the world model does not fit this task or encoder: {path}: {err}") from err
     return members[0] if len(members) == 1 else EnsembleWorldModel(members)

@@ -277,6 +277,7 @@ def load_world_model(
     *,
     action_dim: int = 7,
     check_fingerprint: bool = True,
+    fingerprint: str | None = None,
 ) -> WorldModel:
     """A :class:`WorldModel` from a predictor checkpoint and the encoder it was trained with.
 
@@ -288,6 +289,8 @@ def load_world_model(
         action_dim: the action size the caller will plan with.
         check_fingerprint: also require the encoder's weights to be the very ones the
             predictor was trained on (hashes all weights: seconds for large encoders).
+        fingerprint: ``encoder.fingerprint()`` when the caller already has it (several
+            predictors on one encoder hash it once); ``None`` computes it.
 
     Raises:
         ValueError: wrong kind of file, or a mismatch of action size, image size, encoder
@@ -309,7 +312,7 @@ def load_world_model(
                 f"{source} was trained on an encoder with {key}={trained_on[key]}, "
                 f"the given encoder has {key}={value}"
             )
-    if check_fingerprint and (fingerprint := encoder.fingerprint()) != trained_on["fingerprint"]:
+    if check_fingerprint and (fingerprint := fingerprint or encoder.fingerprint()) != trained_on["fingerprint"]:
         raise ValueError(
             f"{source} was trained on latents of encoder {trained_on['fingerprint']}, the given "
             f"encoder's weights hash to {fingerprint} (pass check_fingerprint=False to force)"

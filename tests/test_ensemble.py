@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from jepa_wm.encoders import FrozenEncoder
 from jepa_wm.ensemble import EnsembleWorldModel
 from jepa_wm.planning import load_planning_world_model
 from jepa_wm.predictor import ACPredictor, PredictorConfig
@@ -49,11 +50,14 @@ def test_ensemble_refuses_mismatched_members():
         EnsembleWorldModel([first, WorldModel(first.encoder, first.predictor, StateIntegration(pos_scale=0.1))])
 
 
-def test_planning_loads_a_list_of_predictors_as_an_ensemble(tmp_path):
+def test_planning_loads_a_list_of_predictors_as_an_ensemble(tmp_path, monkeypatch):
     encoder, predictor = write_tiny_world_model(tmp_path)
     world_model = load_planning_world_model(encoder, predictor, image_size=16)
     save_predictor_checkpoint(tmp_path / "second", other_predictor(world_model, seed=2))
+    hashes, fingerprint = [], FrozenEncoder.fingerprint
+    monkeypatch.setattr(FrozenEncoder, "fingerprint", lambda self: hashes.append(1) or fingerprint(self))
     ensemble = load_planning_world_model(encoder, [predictor, tmp_path / "second"], image_size=16)
+    assert len(hashes) == 1  # the shared encoder is hashed once, not once per member
     assert isinstance(ensemble, EnsembleWorldModel) and len(ensemble.members) == 2
     assert all(m.encoder is ensemble.encoder for m in ensemble.members)  # one encoder, loaded once
     single = load_planning_world_model(encoder, [predictor], image_size=16)

@@ -132,6 +132,10 @@ def test_loader_refuses_mismatches(tmp_path, world_model):
     with pytest.raises(ValueError, match="weights hash"):
         load_world_model(path, make_encoder(seed=5))
     assert load_world_model(path, make_encoder(seed=5), check_fingerprint=False) is not None
+    other = make_encoder(seed=5)
+    with pytest.raises(ValueError, match="weights hash"):  # a given fingerprint is the one checked
+        load_world_model(path, world_model.encoder, fingerprint=other.fingerprint())
+    assert load_world_model(path, other, fingerprint=world_model.encoder.fingerprint()) is not None
 
 
 def test_loader_refuses_other_files(tmp_path, world_model):

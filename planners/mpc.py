@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from planners.action_space import ActionSpace
 from planners.base import check_positive_int, shift_plan
 from planners.protocols import CostFunction, Planner
 from planners.subgoals import SubgoalSchedule
@@ -71,6 +72,10 @@ class MPCConfig:
             longer horizon, to see past the flat energy far from the goal) and else with its
             planner (coarse to fine). A switch between the two drops the last plan (no warm
             start across planners).
+        switch_cost: ``None`` or a cost ``c >= 0`` added to every candidate plan per change of
+            its binary dimensions (the gripper's open/close command) from one step to the next,
+            counted from the last executed command: the gripper changes only where the energy
+            gains more than ``c`` (near the goal, sampling noise otherwise flips it every step).
     """
 
     execute_steps: int = 1
@@ -79,11 +84,14 @@ class MPCConfig:
     hold_margin: float | None = None
     arrival_energy: float | None = None
     far_energy: float | None = None
+    switch_cost: float | None = None
 
     def __post_init__(self) -> None:
         check_positive_int(self.execute_steps, "execute_steps")
-        if self.hold_margin is not None and not self.hold_margin >= 0:
-            raise ValueError(f"hold_margin must be None or >= 0, got {self.hold_margin}")
+        for name in ("hold_margin", "switch_cost"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ValueError(f"{name} must be None or >= 0, got {value}")
         for name in ("arrival_energy", "far_energy"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
@@ -194,7 +202,7 @@ class MPC(Generic[Obs, G]):
                 fill = (self.planner.action_space.default_action(self._last_plan.device)
                         if self.config.warm_start_fill == "default" else None)
                 init = shift_plan(self._last_plan, self._executed, fill)  # (H, A)
-        cost_fn = self.make_cost(obs, self._schedule.goal)
+        cost_fn = self._with_switch_cost(self.make_cost(obs, self._schedule.goal))
         result = self.planner.plan(cost_fn, init_mean=init)
         plan, cost, held = result.actions, result.cost, False  # (H, A)
         self._device = plan.device
@@ -218,6 +226,14 @@ class MPC(Generic[Obs, G]):
         log.far.append(self.planner is self.far_planner)
         logger.debug("step %d goal %d: energy %.5g in %.3f s%s", self._steps, self._schedule.index,
                      cost, result.elapsed_s, " (held)" if held else "")
+
+    def _with_switch_cost(self, cost_fn: CostFunction) -> CostFunction:
+        """``cost_fn`` plus ``switch_cost`` per change of a binary dimension along each plan,
+        counted from the last executed command (unchanged before any action or without one)."""
+        space, weight = self.planner.action_space, self.config.switch_cost
+        if not weight or not space.binary_dims or not self.log.actions:
+            return cost_fn
+        return SwitchCost(cost_fn, space, torch.as_tensor(self.log.actions[-1]), weight)
 
     def _hold_action(self, device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
         """Holding still for one step ``(A,)``: the action space's default action, binary
@@ -323,3 +339,30 @@ class MPC(Generic[Obs, G]):
             if terminated or truncated:
                 break
         return self.log
+
+
+class SwitchCost:
+    """A cost function plus ``weight`` per change of the binary dimensions (the gripper command)
+    along each candidate, the first step compared with ``last`` (the last executed action ``(A,)``).
+
+    Changes are counted as ``|a[t, d] - a[t-1, d]| / (high_d - low_d)``: 1 per open/close switch
+    of snapped commands. Candidates are created on the wrapped cost's device.
+    """
+
+    def __init__(self, cost_fn: CostFunction, space: ActionSpace, last: Tensor, weight: float) -> None:
+        self.cost_fn, self.weight = cost_fn, weight
+        self.dims = list(space.binary_dims)
+        self.last = last.to(torch.float32)[self.dims]  # (K,)
+        self.span = torch.tensor([space.high[d] - space.low[d] for d in self.dims])  # (K,)
+
+    @property
+    def device(self) -> torch.device:
+        return getattr(self.cost_fn, "device", torch.device("cpu"))
+
+    def __call__(self, actions: Tensor) -> Tensor:
+        """Costs ``(B,)`` of candidates ``(B, H, A)``."""
+        cost = self.cost_fn(actions)
+        binary = actions[..., self.dims]  # (B, H, K)
+        previous = torch.cat([self.last.to(binary).expand(binary.shape[0], 1, -1), binary[:, :-1]], dim=1)
+        switches = ((binary - previous).abs() / self.span.to(binary)).sum(dim=(1, 2))  # (B,)
+        return cost + self.weight * switches.to(cost)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from planners import MPC, ActionSpace, MPCConfig, SubgoalConfig, SubgoalSchedule, available_planners, make_planner
+from planners.mpc import SwitchCost
 
 SPACE = ActionSpace(dim=2)  # box [-1, 1] per axis
 
@@ -234,3 +235,33 @@ def test_far_planner_settings_are_checked() -> None:
     for bad in (0.0, -1.0, True):
         with pytest.raises(ValueError, match="far_energy"):
             MPCConfig(far_energy=bad)
+
+
+def test_switch_cost_counts_gripper_changes_from_the_last_command() -> None:
+    space = ActionSpace(dim=3, binary_dims=(2,))  # x, y, a gripper command in {-1, 1}
+    zero = lambda actions: torch.zeros(actions.shape[0])  # noqa: E731
+    cost = SwitchCost(zero, space, last=torch.tensor([0.0, 0.0, -1.0]), weight=0.5)
+    plans = torch.tensor([[[0.0, 0, -1], [0, 0, -1]],   # stays open: no change
+                          [[0.0, 0, 1], [0, 0, 1]],     # closes once
+                          [[0.0, 0, 1], [0, 0, -1]]])   # closes and opens again
+    torch.testing.assert_close(cost(plans), torch.tensor([0.0, 0.5, 1.0]))
+
+
+def test_switch_cost_keeps_the_gripper_where_the_cost_barely_prefers_a_change() -> None:
+    space = ActionSpace(dim=2, binary_dims=(1,))
+
+    def make(obs, goal):  # the gripper's state costs 0.01 either way, alternating: noise-like preferences
+        flip = 1.0 if len(env_log) % 2 else -1.0
+        return lambda actions: 0.01 * (actions[:, 0, 1] * flip > 0).float() + actions[:, 0, 0].square()
+
+    for switch_cost, expected_changes in ((None, 4), (0.05, 0)):
+        env_log: list[np.ndarray] = []
+        mpc = MPC(make_planner("cem", space, seed=0, horizon=1, num_samples=32, iterations=2), make,
+                  MPCConfig(switch_cost=switch_cost))
+        mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+        for _ in range(5):
+            env_log.append(mpc.act(np.zeros(2)).numpy())
+        grip = [a[1] for a in env_log]
+        assert sum(a != b for a, b in zip(grip, grip[1:], strict=False)) == expected_changes
+    with pytest.raises(ValueError, match="switch_cost"):
+        MPCConfig(switch_cost=-1.0)

@@ -49,15 +49,28 @@ def sample_separated(
     raise RuntimeError(f"could not place {n} points {min_dist} m apart in +-{half_extent} m")
 
 
+def parse_cameras(camera: str) -> tuple[str, ...]:
+    """The camera names in ``camera``: one name, or several joined by ``"+"`` (``"front+side"``)."""
+    names = tuple(camera.split("+")) if isinstance(camera, str) else ()
+    unknown = [name for name in names if name not in CAMERAS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise ValueError(f"unknown camera {camera!r}: expected one of {sorted(CAMERAS)} or several distinct "
+                         f"ones joined by '+', e.g. 'front+side'")
+    return names
+
+
 class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
-    """A gantry arm with a parallel gripper over a table, seen by one fixed camera.
+    """A gantry arm with a parallel gripper over a table, seen by one or several fixed cameras.
 
     Args:
-        image_size: side of the square camera image in pixels (>= 16).
-        camera: one of ``"front"`` (default), ``"top"``, ``"side"``.
+        image_size: side of each camera's square image in pixels (>= 16).
+        camera: one of ``"front"`` (default), ``"top"``, ``"side"``, or several joined by ``"+"``
+            (``"front+side"``): their images are stacked top to bottom into one
+            ``(views * image_size, image_size)`` image, so a second view shows depth along the
+            first one's line of sight. The first camera frames :attr:`view_box`.
         render_mode: ``None`` or ``"rgb_array"`` (``render()`` returns the camera image).
 
-    Observation: ``{"image": uint8 (image_size, image_size, 3), "state": float32 (7,)}``;
+    Observation: ``{"image": uint8 (views * image_size, image_size, 3), "state": float32 (7,)}``;
     action: float32 ``(7,)`` in ``[-1, 1]`` (see :mod:`envs.interface`).
     """
 
@@ -74,8 +87,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
     ) -> None:
         if not isinstance(image_size, (int, np.integer)) or isinstance(image_size, bool) or image_size < 16:
             raise ValueError(f"image_size must be an int >= 16, got {image_size!r}")
-        if camera not in CAMERAS:
-            raise ValueError(f"unknown camera {camera!r}; expected one of {sorted(CAMERAS)}")
+        self.cameras = parse_cameras(camera)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.image_size, self.camera, self.render_mode = int(image_size), camera, render_mode
@@ -83,7 +95,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         self.action_space = spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
         self.observation_space = spaces.Dict(
             {
-                "image": spaces.Box(0, 255, shape=(self.image_size, self.image_size, 3), dtype=np.uint8),
+                "image": spaces.Box(0, 255, shape=(*self.image_hw, 3), dtype=np.uint8),
                 "state": spaces.Box(STATE_LOW, STATE_HIGH, shape=(STATE_DIM,), dtype=np.float32),
             }
         )
@@ -92,6 +104,11 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         self._goals: dict[int | None, GoalImages] = {}  # every -> this episode's goal images
         self._start_state: np.ndarray | None = None  # sim state after the last reset
         close_at_exit(self)
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """``(height, width)`` of an observation image: the cameras' views stacked top to bottom."""
+        return (len(self.cameras) * self.image_size, self.image_size)
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(
@@ -177,9 +194,9 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
 
     @cached_property
     def view_box(self) -> tuple[np.ndarray, np.ndarray]:
-        """Grip-site positions this env's camera sees, ``(low (3,), high (3,))`` metres
+        """Grip-site positions this env's (first) camera sees, ``(low (3,), high (3,))`` metres
         (:func:`envs.scene.view.view_box`): a box a planner can keep the hand inside."""
-        return view_box(self.sim, self.camera, self.image_size)
+        return view_box(self.sim, self.cameras[0], self.image_size)
 
     def set_sim_state(self, state: np.ndarray) -> None:
         """Restore a state from :meth:`sim_state` of the current episode, e.g. for replay or the
@@ -208,8 +225,11 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
     def _render(self, sim: TabletopSim) -> np.ndarray:
         if self._renderer is None:
             raise RuntimeError(f"{type(self).__name__} is closed")
-        self._renderer.update_scene(sim.data, camera=self.camera)
-        return self._renderer.render()  # (H, W, 3) uint8, upright
+        views = []
+        for camera in self.cameras:
+            self._renderer.update_scene(sim.data, camera=camera)
+            views.append(self._renderer.render())  # (S, S, 3) uint8, upright (a new array each call)
+        return views[0] if len(views) == 1 else np.concatenate(views, axis=0)  # (views * S, S, 3)
 
     @abstractmethod
     def _reset_task(self, options: dict[str, Any]) -> str:

@@ -9,7 +9,9 @@ Conventions (after V-JEPA 2-AC, and matching robosuite's Panda end-effector cont
 * **State** ``(7,)`` float32: end-effector position in metres (world frame), extrinsic
   ``xyz`` Euler angles in radians, gripper opening in metres (distance between the fingers).
 * **Observation**: ``{"image": uint8 (H, W, 3) upright, "state": float32 (7,)}``.
-  Camera name and size are constructor arguments (``camera=``, ``image_size=``; 64x64 default).
+  Camera name and size are constructor arguments (``camera=``, ``image_size=``; 64x64 default);
+  our own tasks stack several cameras' views top to bottom (``camera="front+side"``:
+  ``(2 * image_size, image_size, 3)``), and every env gives its image's ``(H, W)`` as ``image_hw``.
 * **Success** is ``info["is_success"]`` computed from the true simulator state; it is never
   part of the observation. ``info["object_pos"]`` float32 ``(3 * K,)`` holds the true xyz of
   the task's objects (the manipulated one first; the marker for ``reach``), for probes and
@@ -96,8 +98,9 @@ class ManipulationEnv(Protocol):
 
     task_name: str
     instruction: str
-    image_size: int
-    camera: str
+    image_size: int  # side of one camera's square view
+    camera: str  # a camera name, or several joined by "+" (views stacked top to bottom)
+    image_hw: tuple[int, int]  # (height, width) of an observation image
     goal_phases: Mapping[str, str]  # expert phase -> goal name, in the order of goal_images() (every=None)
 
     def make_expert(self, noise: float = 0.0, seed: int | None = None) -> Expert:

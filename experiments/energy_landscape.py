@@ -47,7 +47,12 @@ def main(cfg: DictConfig) -> None:
     features = {"pretrained": tokens(encoder), "random_init": tokens(random_init), "pixels": pixel_features}
     for kernel in cfg.smoothing:  # the planner's objective.smoothing: L1 of blurred tokens = blurred energy
         features[f"pretrained_blur{kernel}"] = lambda images, k=kernel: smooth_tokens(tokens(encoder)(images), k)
-    env = envs.make_from_config(cfg.task, image_size=encoder.img_hw[0])  # render at the encoder's size
+    env = envs.make_from_config(cfg.task, image_size=encoder.img_hw[1])  # render at the encoder's size
+    if tuple(env.unwrapped.image_hw) != tuple(encoder.img_hw):
+        env.close()
+        raise SystemExit(f"{cfg.encoder} encodes {encoder.img_hw[0]}x{encoder.img_hw[1]} images, task.camera="
+                         f"{env.unwrapped.camera!r} renders {env.unwrapped.image_hw[0]}x{env.unwrapped.image_hw[1]}: "
+                         f"name as many cameras as the encoder's views (e.g. task.camera=front+side)")
     try:
         result = energy_distance_correlation(env, features, episodes=cfg.episodes, steps=cfg.steps,
                                              noise=cfg.noise, seed=cfg.seed, progress=cfg.progress)

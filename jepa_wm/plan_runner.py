@@ -59,8 +59,11 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
     env = envs.make_from_config(resolved["task"])
     world = resolved["world_model"]
     try:
+        if world["predictor"] is None and not world["oracle"]:
+            raise ValueError("world_model.predictor=null plans with the encoder alone, which only the simulator "
+                             "oracle can do: add world_model.oracle=true, or give a predictor checkpoint")
         world_model = load_planning_world_model(world["encoder"], world["predictor"], device=device,
-                                                image_size=env.unwrapped.image_size,
+                                                image_size=env.unwrapped.image_hw,
                                                 check_fingerprint=world["check_fingerprint"],
                                                 task=None if world["any_task"] else resolved["task"]["name"])
         planner = instantiate(resolved["planner"], seed=resolved["seed"], device=device)

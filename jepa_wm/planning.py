@@ -33,7 +33,9 @@ from envs.interface import ACTION_DIM, GoalImages
 from jepa_wm.data.collect import HELD_OUT_SEED_START
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.ensemble import EnsembleWorldModel
+from jepa_wm.encoders.frozen import FrozenEncoder
 from jepa_wm.world_model import (
+    EncoderOnly,
     WorldModel,
     encoder_pool,
     find_predictor_checkpoint,
@@ -150,16 +152,18 @@ def trained_tasks(checkpoint: Mapping[str, Any]) -> list[str]:
 
 
 def load_planning_world_model(
-    encoder_path: str | Path, predictor_path: str | Path | Sequence[str | Path], *, image_size: int,
-    action_dim: int = ACTION_DIM, device: torch.device | str = "cpu", check_fingerprint: bool = True,
-    task: str | None = None,
-) -> WorldModel:
-    """The world model for planning in a task with ``image_size`` x ``image_size`` observations.
+    encoder_path: str | Path, predictor_path: str | Path | Sequence[str | Path] | None, *,
+    image_size: int | Sequence[int], action_dim: int = ACTION_DIM, device: torch.device | str = "cpu",
+    check_fingerprint: bool = True, task: str | None = None,
+) -> WorldModel | EncoderOnly:
+    """The world model for planning in a task with ``image_size`` observations: an int for square
+    ones, or ``(height, width)`` (the env's ``image_hw``; several camera views are stacked in height).
 
     Args:
         predictor_path: a predictor checkpoint (file or training run directory), or a list of
             them trained on this encoder's latents: several make an
-            :class:`jepa_wm.ensemble.EnsembleWorldModel` (their mean prediction).
+            :class:`jepa_wm.ensemble.EnsembleWorldModel` (their mean prediction). ``None``: the
+            encoder alone (:class:`jepa_wm.world_model.EncoderOnly`), for the simulator oracle.
         task: when given, the predictor must have been trained on episodes of this task
             (checked against the data summary of its checkpoint, when it records tasks).
 
@@ -172,6 +176,8 @@ def load_planning_world_model(
     if not encoder_path.is_file():
         raise FileNotFoundError(f"encoder checkpoint {encoder_path} not found: expected the encoder.pt "
                                 f"written at the end of encoder pretraining; {TRAIN_HINT}")
+    if predictor_path is None:
+        return EncoderOnly(_checked_encoder(encoder_path, image_size, pool=1).to(device))
     paths = [predictor_path] if isinstance(predictor_path, (str, Path)) else list(predictor_path)
     if not paths:
         raise ValueError("world_model.predictor is an empty list: give a predictor checkpoint or several")
@@ -180,11 +186,7 @@ def load_planning_world_model(
     if len(pools) > 1:
         raise ValueError(f"the predictors {[str(p) for p in paths]} pool the encoder's tokens differently "
                          f"({sorted(pools)}): an ensemble needs one token grid")
-    encoder = load_encoder_checkpoint(encoder_path, pool=pools.pop()).to(device)
-    if tuple(encoder.img_hw) != (image_size, image_size):
-        raise ValueError(f"the task renders {image_size}x{image_size} images, the encoder {encoder_path} "
-                         f"expects {tuple(encoder.img_hw)}: set task.image_size={encoder.img_hw[0]} or use an "
-                         f"encoder pretrained at {image_size}x{image_size}")
+    encoder = _checked_encoder(encoder_path, image_size, pool=pools.pop()).to(device)
     members, fingerprint = [], encoder.fingerprint() if check_fingerprint else None  # hashed once for all
     for path, checkpoint in zip(paths, checkpoints, strict=True):
         try:
@@ -193,6 +195,21 @@ def load_planning_world_model(
         except ValueError as err:
             raise ValueError(f"the world model does not fit this task or encoder: {path}: {err}") from err
     return members[0] if len(members) == 1 else EnsembleWorldModel(members)
+
+
+def _checked_encoder(encoder_path: Path, image_size: int | Sequence[int], pool: int) -> FrozenEncoder:
+    """The encoder checkpoint at ``encoder_path``, checked to take the task's images."""
+    encoder = load_encoder_checkpoint(encoder_path, pool=pool)
+    image_hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if tuple(encoder.img_hw) != image_hw:
+        height, width = encoder.img_hw
+        views, task_views = height // width, image_hw[0] // image_hw[1]
+        cameras = "" if views == task_views else (
+            f" and {views} cameras in task.camera (e.g. front+side)" if views > 1 else " and one task.camera")
+        raise ValueError(f"the task renders {image_hw[0]}x{image_hw[1]} (height x width) images, the encoder "
+                         f"{encoder_path} expects {height}x{width}: set task.image_size={width}{cameras}, or use "
+                         f"an encoder pretrained on this task's images")
+    return encoder
 
 
 def _read_planning_predictor(predictor_path: str | Path, task: str | None) -> dict[str, Any]:
@@ -222,7 +239,7 @@ def image_tensor(image: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
 
 
-def encode_goals(world_model: WorldModel, goals: GoalImages) -> Tensor:
+def encode_goals(world_model: WorldModel | EncoderOnly, goals: GoalImages) -> Tensor:
     """Goal latents ``(G, N, D)`` of the goal images, in order (sub-goals first, final last).
 
     Raises:
@@ -297,7 +314,7 @@ class WorldModelCosts:
 
 
 # ---------------------------------------------------------------------- episodes
-def run_episode(env: gym.Env, world_model: WorldModel, planner: Planner, config: EpisodeConfig,
+def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Planner, config: EpisodeConfig,
                 seed: int, *, keep_frames: bool = True, progress: bool = False,
                 far_planner: Planner | None = None) -> EpisodeResult:
     """One MPC episode of ``env`` from ``reset(seed=seed)`` toward the env's goal images.

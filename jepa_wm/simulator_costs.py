@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from jepa_wm.planning import WorldModelCosts, image_tensor
-from jepa_wm.world_model import WorldModel
+from jepa_wm.world_model import EncoderOnly, WorldModel
 from planners import ObjectiveConfig, WorkspaceBox
 
 
@@ -32,13 +32,13 @@ class SimulatorCosts(WorldModelCosts):
     Args:
         env: the episode's env (wrappers are bypassed for the candidate steps; its state is
             restored after every cost evaluation).
-        world_model: only its encoder is used.
+        world_model: only its encoder is used (an :class:`~jepa_wm.world_model.EncoderOnly` will do).
         objective: distance and steps of the energy.
         workspace: box the planned positions are charged for leaving (``None``: none).
     """
 
-    def __init__(self, env: gym.Env, world_model: WorldModel, objective: ObjectiveConfig = ObjectiveConfig(),
-                 workspace: WorkspaceBox | None = None) -> None:
+    def __init__(self, env: gym.Env, world_model: WorldModel | EncoderOnly,
+                 objective: ObjectiveConfig = ObjectiveConfig(), workspace: WorkspaceBox | None = None) -> None:
         super().__init__(world_model, objective, workspace)
         self.env = env.unwrapped
         for name in ("sim_state", "set_sim_state"):

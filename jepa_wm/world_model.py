@@ -62,6 +62,52 @@ def encoder_pool(checkpoint: Mapping[str, Any]) -> int:
     return int(checkpoint["extra"][MODEL_NAME]["encoder"].get("pool", 1))
 
 
+def encode_images(encoder: FrozenEncoder, images: Tensor) -> Tensor:
+    """Images (..., 3, H, W), uint8 or float in [0, 1] -> layer-normed latents (..., N, D), each
+    image encoded on its own.
+
+    Env observations are (H, W, 3) numpy arrays: pass
+    ``torch.from_numpy(obs["image"]).permute(2, 0, 1)``.
+    """
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a torch.Tensor (..., 3, H, W), got {type(images).__name__}")
+    if images.ndim < 3 or images.shape[-3] != 3:
+        raise ValueError(f"images must be (..., 3, H, W), got {tuple(images.shape)}")
+    lead = images.shape[:-3]
+    z = encoder.encode(images.reshape(1, -1, *images.shape[-3:]))  # (1, M, N, D)
+    return z.reshape(*lead, *z.shape[-2:])  # (..., N, D)
+
+
+class EncoderOnly(nn.Module):
+    """The encoder half of a world model, for planning with the simulator oracle
+    (:mod:`jepa_wm.simulator_costs`), which predicts with the simulator and needs no predictor:
+    an encoder can be judged as a planning energy before any predictor is trained on it.
+
+    Args:
+        encoder: the frozen per-frame encoder.
+        integration: metres per position action unit, for the workspace box.
+    """
+
+    def __init__(self, encoder: FrozenEncoder, integration: StateIntegration = StateIntegration()) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.integration = integration
+
+    def train(self, mode: bool = True) -> EncoderOnly:
+        """The encoder stays in eval mode."""
+        super().train(False)
+        return self
+
+    def encode(self, images: Tensor) -> Tensor:
+        """Images (..., 3, H, W) -> latents (..., N, D) (:func:`encode_images`)."""
+        return encode_images(self.encoder, images)
+
+    def rollout(self, *args: Any, **kwargs: Any) -> Tensor:
+        """Not available: there is no predictor (plan with ``world_model.oracle=true``)."""
+        raise RuntimeError("this world model has only an encoder: it can plan only with the simulator oracle "
+                           "(world_model.oracle=true); give world_model.predictor to plan with predictions")
+
+
 class WorldModel(nn.Module):
     """Frozen encoder + frozen predictor behind :class:`jepa_wm.protocols.LatentWorldModel`.
 
@@ -95,18 +141,9 @@ class WorldModel(nn.Module):
         return self
 
     def encode(self, images: Tensor) -> Tensor:
-        """Images (..., 3, H, W), uint8 or float in [0, 1] -> layer-normed latents (..., N, D).
-
-        Env observations are (H, W, 3) numpy arrays: pass
-        ``torch.from_numpy(obs["image"]).permute(2, 0, 1)``.
-        """
-        if not isinstance(images, Tensor):
-            raise TypeError(f"images must be a torch.Tensor (..., 3, H, W), got {type(images).__name__}")
-        if images.ndim < 3 or images.shape[-3] != 3:
-            raise ValueError(f"images must be (..., 3, H, W), got {tuple(images.shape)}")
-        lead = images.shape[:-3]
-        z = self.encoder.encode(images.reshape(1, -1, *images.shape[-3:]))  # (1, M, N, D)
-        return z.reshape(*lead, *z.shape[-2:])  # (..., N, D)
+        """Images (..., 3, H, W), uint8 or float in [0, 1] -> layer-normed latents (..., N, D)
+        (:func:`encode_images`)."""
+        return encode_images(self.encoder, images)
 
     def rollout(
         self, z_context: Tensor, states: Tensor, actions: Tensor, *, past_actions: Tensor | None = None

@@ -56,7 +56,7 @@ class ObjectiveConfig:
         action_weight: weight ``w >= 0`` of the action cost ``w * mean_t sum_{i in action_dims}
             |a[t, i]|`` added to the energy (in action units; 0: none).
         action_dims: the action dimensions it counts (default: delta xyz).
-        smoothing: odd side ``k`` of the box blur over the (square) token grid (1: none), or
+        smoothing: odd side ``k`` of the box blur over the (square, per camera view) token grid (1: none), or
             several: the energy is then the mean of the distances at each blur (e.g. ``(1, 3)``).
         anchor: score ``z_obs + pred(a) - pred(a_still)`` instead of ``pred(a)``, where
             ``a_still`` is the candidate with ``action_dims`` zeroed (the hand still, the other
@@ -93,21 +93,38 @@ def kernel_sizes(smoothing: int | Sequence[int]) -> tuple[int, ...]:
     return sizes
 
 
+MAX_VIEWS = 3  # camera views a token sequence may stack (envs: front, side, top)
+
+
+def view_grids(tokens: int) -> tuple[int, int]:
+    """``(views, side)``: ``tokens`` as ``views`` square ``side x side`` token grids one after another.
+
+    One camera gives one square grid; several cameras' views, stacked top to bottom in the
+    image (``envs`` ``camera="front+side"``), give that many square grids in raster order. The
+    fewest views whose grids are square is taken (up to :data:`MAX_VIEWS`).
+    """
+    for views in range(1, MAX_VIEWS + 1):
+        side = math.isqrt(tokens // views)
+        if tokens % views == 0 and side * side * views == tokens:
+            return views, side
+    raise ValueError(f"smoothing needs a square token grid (or up to {MAX_VIEWS} stacked square grids, one per "
+                     f"camera view), got {tokens} tokens")
+
+
 def smooth_tokens(z: Tensor, kernel: int) -> Tensor:
-    """Box-blur tokens ``(B, N, D)`` over their square ``h x h`` grid (``N = h * h``, row-major).
+    """Box-blur tokens ``(B, N, D)`` over their square ``h x h`` grid (``N = h * h``, row-major),
+    or over each camera view's square grid when ``N`` stacks several (:func:`view_grids`).
 
     Each token becomes the mean of the tokens in the ``kernel x kernel`` window around it
-    (stride 1; at the edges, of those inside the grid). ``kernel == 1`` returns ``z``.
+    (stride 1; at the edges, of those inside the grid; never across views). ``kernel == 1`` returns ``z``.
     """
     if kernel == 1:
         return z
     batch, tokens, dim = z.shape
-    side = math.isqrt(tokens)
-    if side * side != tokens:
-        raise ValueError(f"smoothing needs a square token grid, got {tokens} tokens")
-    grid = z.transpose(1, 2).reshape(batch, dim, side, side)  # (B, D, h, h)
+    views, side = view_grids(tokens)
+    grid = z.reshape(batch * views, side * side, dim).transpose(1, 2).reshape(batch * views, dim, side, side)
     grid = F.avg_pool2d(grid, kernel, stride=1, padding=kernel // 2, count_include_pad=False)
-    return grid.reshape(batch, dim, tokens).transpose(1, 2)  # (B, N, D)
+    return grid.reshape(batch * views, dim, side * side).transpose(1, 2).reshape(batch, tokens, dim)  # (B, N, D)
 
 
 def latent_energy(z_pred: Tensor, z_goal: Tensor, distance: Distance = "l1",

@@ -122,6 +122,8 @@ def test_bad_inputs_give_clear_errors(checkpoints, tmp_path):
         load_planning_world_model(encoder, tmp_path, image_size=IMG)  # a directory without checkpoints
     with pytest.raises(ValueError, match=r"task.image_size=16"):
         load_planning_world_model(encoder, predictor, image_size=64)
+    with pytest.raises(ValueError, match=r"renders 32x16 .*task.image_size=16 and one task.camera"):
+        load_planning_world_model(encoder, predictor, image_size=(32, 16))  # two stacked camera views
     save_predictor_checkpoint(tmp_path / "other", tiny_world_model(IMG, seed=3))  # another encoder's latents
     with pytest.raises(ValueError, match="does not fit.*weights hash"):
         load_planning_world_model(encoder, tmp_path / "other", image_size=IMG)
@@ -218,6 +220,8 @@ def test_settings_that_do_not_fit_the_task_fail_before_any_episode(checkpoints, 
         run_episodes(resolve("planner=mppi", "+planner.config.topk=8"), tmp_path, device=cpu)
     with pytest.raises(PlanSetupError, match="far_planner and mpc.far_energy go together"):
         run_episodes(resolve("mpc.far_energy=0.1"), tmp_path, device=cpu)
+    with pytest.raises(PlanSetupError, match="predictor=null .* world_model.oracle=true"):
+        run_episodes(resolve("world_model.predictor=null"), tmp_path, device=cpu)
     env, _, planner, _, far = build(resolve("far_planner={config: {horizon: 2}}", "mpc.far_energy=0.1"), cpu)
     env.close()
     assert (planner.horizon, far.horizon) == (1, 2) and far.config.num_samples == planner.config.num_samples

@@ -10,6 +10,7 @@ import envs
 from jepa_wm.data import HELD_OUT_SEED_START
 from jepa_wm.planning import EpisodeConfig, image_tensor, load_planning_world_model, run_episode
 from jepa_wm.simulator_costs import SimulatorCosts
+from jepa_wm.world_model import EncoderOnly
 from planners import latent_energy
 from tests.helpers import tiny_planner, write_tiny_world_model
 
@@ -48,6 +49,22 @@ def test_oracle_episode_replays_exactly(world_model):
     replay.reset(seed=SEED)
     for action, frame in zip(result.mpc["actions"], result.frames[1:], strict=True):
         np.testing.assert_array_equal(replay.step(np.asarray(action, dtype=np.float32))[0]["image"], frame)
+
+
+def test_the_encoder_alone_plans_with_the_oracle_as_the_whole_world_model_does(world_model, tmp_path):
+    """The oracle uses only the encoder: with ``predictor_path=None`` (``world_model.predictor=null``)
+    an encoder is judged as a planning energy before any predictor is trained on it."""
+    encoder_path, _ = write_tiny_world_model(tmp_path, img_size=IMG)  # the fixture's encoder (same seed)
+    encoder_only = load_planning_world_model(encoder_path, None, image_size=IMG)
+    assert isinstance(encoder_only, EncoderOnly)
+    runs = [run_episode(envs.make("reach", image_size=IMG, max_episode_steps=3), model, tiny_planner(),
+                        EpisodeConfig(oracle=True), seed=SEED, keep_frames=False)
+            for model in (world_model, encoder_only)]
+    np.testing.assert_array_equal(runs[0].mpc["actions"], runs[1].mpc["actions"])
+    with pytest.raises(RuntimeError, match="oracle=true"):
+        encoder_only.rollout(torch.zeros(1, 4), torch.zeros(1, 7), torch.zeros(1, 1, 7))
+    with pytest.raises(ValueError, match="task.image_size=16"):
+        load_planning_world_model(encoder_path, None, image_size=32)
 
 
 def test_env_without_simulator_state_is_refused(world_model):

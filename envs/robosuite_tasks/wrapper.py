@@ -183,6 +183,11 @@ class RobosuiteTaskEnv(gym.Env):
 
     # --- gymnasium API -------------------------------------------------------------------
 
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """``(height, width)`` of an observation image (one square camera view)."""
+        return (self.image_size, self.image_size)
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         """Reset to a new episode; ``seed`` makes it (and everything after) deterministic."""
         self._require_open()

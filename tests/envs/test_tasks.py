@@ -305,3 +305,26 @@ def test_make_from_config_keeps_defaults_for_nulls_and_applies_overrides() -> No
     env.close()
     with pytest.raises(ValueError, match="needs a 'name'"):
         envs.make_from_config({"image_size": 64})
+
+
+def test_several_cameras_stack_their_views_top_to_bottom() -> None:
+    """``camera="front+side"``: each view as its own camera renders it, front on top; the env
+    still passes gymnasium's checker and repeats per seed."""
+    both = envs.make("push", image_size=32, camera="front+side")
+    obs, _ = both.reset(seed=3)
+    assert obs["image"].shape == (64, 32, 3) == both.observation_space["image"].shape
+    assert both.unwrapped.image_hw == (64, 32) and both.unwrapped.cameras == ("front", "side")
+    for row, camera in enumerate(("front", "side")):
+        single = envs.make("push", image_size=32, camera=camera)
+        np.testing.assert_array_equal(single.reset(seed=3)[0]["image"], obs["image"][32 * row:32 * (row + 1)])
+    assert not np.array_equal(obs["image"][:32], obs["image"][32:])
+    front = envs.make("push", image_size=32)
+    front.reset(seed=3)
+    np.testing.assert_array_equal(both.unwrapped.view_box[0], front.unwrapped.view_box[0])  # the first camera's
+    assert both.unwrapped.goal_images().images[-1].shape == (64, 32, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(envs.make("push", image_size=32, camera="front+side").unwrapped, skip_render_check=True)
+    for bad in ("front+ceiling", "front+front", "+", ""):
+        with pytest.raises(ValueError, match="joined by '\\+'"):
+            envs.make("push", camera=bad)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from planners import CEM, ActionSpace, CEMConfig, LatentGoalCost, ObjectiveConfig, latent_energy
-from planners.objective import smooth_tokens
+from planners.objective import smooth_tokens, view_grids
 
 
 def test_l1_and_l2_by_hand() -> None:
@@ -137,3 +137,19 @@ def test_anchor_cancels_the_predictors_error_at_the_current_frame() -> None:
     assert not torch.allclose(anchored, LatentGoalCost(rollout, goal)(actions))
     with pytest.raises(ValueError, match="anchor"):
         LatentGoalCost(rollout, goal, ObjectiveConfig(anchor=True))
+
+
+def test_smoothing_blurs_each_camera_view_on_its_own() -> None:
+    """Tokens of two stacked camera views (two 3 x 3 grids, 18 tokens) are blurred view by view:
+    a bright token at the bottom of the first view leaks nothing into the second."""
+    assert view_grids(64) == (1, 8) and view_grids(128) == (2, 8) and view_grids(192) == (3, 8)
+    views = torch.zeros(1, 18, 1)
+    views[0, 7] = 9.0  # first view, bottom row, middle column
+    blurred = smooth_tokens(views, 3)
+    torch.testing.assert_close(blurred[0, 9:], torch.zeros(9, 1))  # the second view is untouched
+    torch.testing.assert_close(blurred[:, :9], smooth_tokens(views[:, :9], 3))  # the first as if alone
+    pair = torch.randn(2, 2, 16, 4)  # (B, views, 4 x 4 grid, D)
+    torch.testing.assert_close(smooth_tokens(pair.flatten(1, 2), 3).view(2, 2, 16, 4),
+                               smooth_tokens(pair.flatten(0, 1), 3).view(2, 2, 16, 4))
+    with pytest.raises(ValueError, match="camera view"):
+        view_grids(20)

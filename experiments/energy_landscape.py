@@ -28,6 +28,7 @@ import envs
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.energy_landscape import energy_distance_correlation, pixel_features
+from jepa_wm.planning import check_encoder_fits_images
 from planners.objective import smooth_tokens
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,11 @@ def main(cfg: DictConfig) -> None:
     for kernel in cfg.smoothing:  # the planner's objective.smoothing: L1 of blurred tokens = blurred energy
         features[f"pretrained_blur{kernel}"] = lambda images, k=kernel: smooth_tokens(tokens(encoder)(images), k)
     env = envs.make_from_config(cfg.task, image_size=encoder.img_hw[1])  # render at the encoder's size
-    if tuple(env.unwrapped.image_hw) != tuple(encoder.img_hw):
+    try:
+        check_encoder_fits_images(encoder, env.unwrapped.image_hw, cfg.encoder)  # the camera count
+    except ValueError as err:
         env.close()
-        raise SystemExit(f"{cfg.encoder} encodes {encoder.img_hw[0]}x{encoder.img_hw[1]} images, task.camera="
-                         f"{env.unwrapped.camera!r} renders {env.unwrapped.image_hw[0]}x{env.unwrapped.image_hw[1]}: "
-                         f"name as many cameras as the encoder's views (e.g. task.camera=front+side)")
+        raise SystemExit(f"error: {err}") from None
     try:
         result = energy_distance_correlation(env, features, episodes=cfg.episodes, steps=cfg.steps,
                                              noise=cfg.noise, seed=cfg.seed, progress=cfg.progress)

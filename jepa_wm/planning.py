@@ -32,8 +32,8 @@ from torch import Tensor
 from envs.interface import ACTION_DIM, GoalImages
 from jepa_wm.data.collect import HELD_OUT_SEED_START
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
-from jepa_wm.ensemble import EnsembleWorldModel
 from jepa_wm.encoders.frozen import FrozenEncoder
+from jepa_wm.ensemble import EnsembleWorldModel
 from jepa_wm.world_model import (
     EncoderOnly,
     WorldModel,
@@ -200,6 +200,14 @@ def load_planning_world_model(
 def _checked_encoder(encoder_path: Path, image_size: int | Sequence[int], pool: int) -> FrozenEncoder:
     """The encoder checkpoint at ``encoder_path``, checked to take the task's images."""
     encoder = load_encoder_checkpoint(encoder_path, pool=pool)
+    check_encoder_fits_images(encoder, image_size, encoder_path)
+    return encoder
+
+
+def check_encoder_fits_images(encoder: FrozenEncoder, image_size: int | Sequence[int],
+                              encoder_path: str | Path) -> None:
+    """Raise ``ValueError`` (saying which ``task.image_size`` and how many cameras) unless
+    ``encoder`` takes the task's images: ``image_size`` an int (square) or ``(height, width)``."""
     image_hw = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if tuple(encoder.img_hw) != image_hw:
         height, width = encoder.img_hw
@@ -209,7 +217,6 @@ def _checked_encoder(encoder_path: Path, image_size: int | Sequence[int], pool: 
         raise ValueError(f"the task renders {image_hw[0]}x{image_hw[1]} (height x width) images, the encoder "
                          f"{encoder_path} expects {height}x{width}: set task.image_size={width}{cameras}, or use "
                          f"an encoder pretrained on this task's images")
-    return encoder
 
 
 def _read_planning_predictor(predictor_path: str | Path, task: str | None) -> dict[str, Any]:

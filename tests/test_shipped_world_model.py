@@ -13,6 +13,7 @@ from tests.helpers import ROOT, run_script
 
 CHECKPOINTS = ROOT / "jepa_wm" / "checkpoints"
 PREDICTOR, ENCODER = CHECKPOINTS / "predictor_tiny.pt", CHECKPOINTS / "encoder_tiny.pt"
+PREDICTOR_2CAM, ENCODER_2CAM = CHECKPOINTS / "predictor_tiny_2cam.pt", CHECKPOINTS / "encoder_tiny_2cam.pt"
 
 
 def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
@@ -34,6 +35,24 @@ def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
     z = world_model.encode(torch.zeros(3, 64, 64, dtype=torch.uint8))  # (N, D)
     future = world_model.rollout(z[None], torch.zeros(1, 7), torch.zeros(5, 2, 7))
     assert future.shape == (5, 2, 64, 192) and torch.isfinite(future).all()  # 8x8 tokens
+
+
+def test_shipped_two_camera_pair_records_its_recipe_and_takes_stacked_views():
+    """README "A second camera": the default recipe (3000 steps) on front+side recordings."""
+    assert PREDICTOR_2CAM.stat().st_size < 10 * 2**20 and ENCODER_2CAM.stat().st_size < 20 * 2**20
+    checkpoint = read_predictor_checkpoint(PREDICTOR_2CAM)
+    default = OmegaConf.load(ROOT / "configs" / "train_predictor.yaml")
+    recorded = checkpoint["config"]["train"]
+    assert checkpoint["optimizer"] is None and checkpoint["step"] == recorded["total_steps"] == 3000
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in recorded.items()} == \
+        OmegaConf.to_container(default.train)
+    assert checkpoint["data"]["paths"] == [p.replace("data/", "data/fs/") for p in default.data.paths]
+    assert {f["env_args"]["env_kwargs"]["camera"] for f in checkpoint["data"]["files"]} == {"front+side"}
+    encoder = load_encoder_checkpoint(ENCODER_2CAM, pool=encoder_pool(checkpoint))
+    world_model = load_world_model(checkpoint, encoder)  # weights hash checked
+    z = world_model.encode(torch.zeros(3, 128, 64, dtype=torch.uint8))  # front view above the side view
+    future = world_model.rollout(z[None], torch.zeros(1, 7), torch.zeros(5, 2, 7))
+    assert future.shape == (5, 2, 128, 192) and torch.isfinite(future).all()  # 16x8 tokens
 
 
 def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypatch):

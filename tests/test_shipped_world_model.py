@@ -21,38 +21,41 @@ def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
     checkpoint = read_predictor_checkpoint(PREDICTOR)
     default = OmegaConf.load(ROOT / "configs" / "train_predictor.yaml")
     # README recipe: the default run (train.total_steps=3000), continued with train.total_steps=6000
-    recorded = checkpoint["config"]["train"]
-    assert checkpoint["optimizer"] is None and checkpoint["step"] == recorded["total_steps"] == 6000
-    expected = {**OmegaConf.to_container(default.train), "total_steps": 6000}
-    assert {k: list(v) if isinstance(v, tuple) else v for k, v in recorded.items()} == expected
+    _assert_default_recipe(checkpoint, default, total_steps=6000)
     assert checkpoint["data"]["paths"] == list(default.data.paths)
     assert {f["meta"]["task"] for f in checkpoint["data"]["files"]} == {"reach", "push", "pick_place",
                                                                         "pick_place_multi"}
     assert set(checkpoint["data"]["normalization"]) >= {"state_mean", "state_std", "action_mean", "action_std"}
-    pool = encoder_pool(checkpoint)
-    assert pool == default.encoder_pool
-    world_model = load_world_model(checkpoint, load_encoder_checkpoint(ENCODER, pool=pool))  # weights hash checked
-    z = world_model.encode(torch.zeros(3, 64, 64, dtype=torch.uint8))  # (N, D)
-    future = world_model.rollout(z[None], torch.zeros(1, 7), torch.zeros(5, 2, 7))
-    assert future.shape == (5, 2, 64, 192) and torch.isfinite(future).all()  # 8x8 tokens
+    assert encoder_pool(checkpoint) == default.encoder_pool
+    _assert_rolls_out(checkpoint, ENCODER, image_hw=(64, 64), tokens=64)  # 8x8 tokens
 
 
 def test_shipped_two_camera_pair_records_its_recipe_and_takes_stacked_views():
-    """README "A second camera": the default recipe (3000 steps) on front+side recordings."""
+    """README "A predictor on two cameras": the default recipe (3000 steps) on front+side recordings."""
     assert PREDICTOR_2CAM.stat().st_size < 10 * 2**20 and ENCODER_2CAM.stat().st_size < 20 * 2**20
     checkpoint = read_predictor_checkpoint(PREDICTOR_2CAM)
     default = OmegaConf.load(ROOT / "configs" / "train_predictor.yaml")
-    recorded = checkpoint["config"]["train"]
-    assert checkpoint["optimizer"] is None and checkpoint["step"] == recorded["total_steps"] == 3000
-    assert {k: list(v) if isinstance(v, tuple) else v for k, v in recorded.items()} == \
-        OmegaConf.to_container(default.train)
+    _assert_default_recipe(checkpoint, default, total_steps=3000)
     assert checkpoint["data"]["paths"] == [p.replace("data/", "data/fs/") for p in default.data.paths]
     assert {f["env_args"]["env_kwargs"]["camera"] for f in checkpoint["data"]["files"]} == {"front+side"}
-    encoder = load_encoder_checkpoint(ENCODER_2CAM, pool=encoder_pool(checkpoint))
-    world_model = load_world_model(checkpoint, encoder)  # weights hash checked
-    z = world_model.encode(torch.zeros(3, 128, 64, dtype=torch.uint8))  # front view above the side view
+    assert encoder_pool(checkpoint) == default.encoder_pool
+    _assert_rolls_out(checkpoint, ENCODER_2CAM, image_hw=(128, 64), tokens=128)  # front view above the side view
+
+
+def _assert_default_recipe(checkpoint: dict, default, total_steps: int) -> None:
+    """The checkpoint was trained with configs/train_predictor.yaml's train settings to ``total_steps``."""
+    recorded = checkpoint["config"]["train"]
+    assert checkpoint["optimizer"] is None and checkpoint["step"] == recorded["total_steps"] == total_steps
+    expected = {**OmegaConf.to_container(default.train), "total_steps": total_steps}
+    assert {k: list(v) if isinstance(v, tuple) else v for k, v in recorded.items()} == expected
+
+
+def _assert_rolls_out(checkpoint: dict, encoder_path, image_hw: tuple[int, int], tokens: int) -> None:
+    """The predictor loads on its encoder (weights hash checked) and rolls out finite (5, 2, tokens, 192)."""
+    world_model = load_world_model(checkpoint, load_encoder_checkpoint(encoder_path, pool=encoder_pool(checkpoint)))
+    z = world_model.encode(torch.zeros(3, *image_hw, dtype=torch.uint8))  # (N, D)
     future = world_model.rollout(z[None], torch.zeros(1, 7), torch.zeros(5, 2, 7))
-    assert future.shape == (5, 2, 128, 192) and torch.isfinite(future).all()  # 16x8 tokens
+    assert future.shape == (5, 2, tokens, 192) and torch.isfinite(future).all()
 
 
 def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypatch):

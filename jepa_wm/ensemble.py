@@ -26,7 +26,8 @@ class EnsembleWorldModel(WorldModel):
 
     Args:
         members: at least two world models with the same encoder object, predictor
-            architecture (token grid and width, action and state sizes) and state integration.
+            architecture (token grid and width, action and state sizes), state integration
+            and precision.
 
     ``predictor``, ``config`` and ``integration`` are the first member's (for code that reads
     sizes or the position scale); :meth:`rollout` averages all members.
@@ -41,6 +42,8 @@ class EnsembleWorldModel(WorldModel):
             if member.encoder is not first.encoder:
                 raise ValueError(f"ensemble member {i} has an encoder of its own: load every predictor "
                                  f"with the same encoder object")
+            if member.precision != first.precision:
+                raise ValueError(f"ensemble member {i} rolls out in {member.precision}, member 0 in {first.precision}")
             mismatch = [name for name in ("embed_dim", "grid_hw", "action_dim", "state_dim", "normalize_output")
                         if getattr(member.config, name) != getattr(first.config, name)]
             if mismatch:
@@ -48,7 +51,7 @@ class EnsembleWorldModel(WorldModel):
             if member.integration != first.integration:
                 raise ValueError(f"ensemble member {i} integrates states differently: "
                                  f"{member.integration} vs {first.integration}")
-        super().__init__(first.encoder, first.predictor, first.integration)
+        super().__init__(first.encoder, first.predictor, first.integration, precision=first.precision)
         self.members = nn.ModuleList(members)
 
     def rollout(

@@ -65,6 +65,7 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
         world_model = load_planning_world_model(world["encoder"], world["predictor"], device=device,
                                                 image_size=env.unwrapped.image_hw,
                                                 check_fingerprint=world["check_fingerprint"],
+                                                precision=world["precision"],
                                                 task=None if world["any_task"] else resolved["task"]["name"])
         planner = instantiate(resolved["planner"], seed=resolved["seed"], device=device)
         far_planner = _far_planner(resolved, device)

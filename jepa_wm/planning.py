@@ -154,7 +154,7 @@ def trained_tasks(checkpoint: Mapping[str, Any]) -> list[str]:
 def load_planning_world_model(
     encoder_path: str | Path, predictor_path: str | Path | Sequence[str | Path] | None, *,
     image_size: int | Sequence[int], action_dim: int = ACTION_DIM, device: torch.device | str = "cpu",
-    check_fingerprint: bool = True, task: str | None = None,
+    check_fingerprint: bool = True, task: str | None = None, precision: str = "float32",
 ) -> WorldModel | EncoderOnly:
     """The world model for planning in a task with ``image_size`` observations: an int for square
     ones, or ``(height, width)`` (the env's ``image_hw``; several camera views are stacked in height).
@@ -166,6 +166,8 @@ def load_planning_world_model(
             encoder alone (:class:`jepa_wm.world_model.EncoderOnly`), for the simulator oracle.
         task: when given, the predictor must have been trained on episodes of this task
             (checked against the data summary of its checkpoint, when it records tasks).
+        precision: ``"float32"`` or ``"bfloat16"``: the predictor's rollouts under bf16
+            autocast (:class:`jepa_wm.world_model.WorldModel`).
 
     Raises:
         FileNotFoundError: a checkpoint is missing (the message says how to train one).
@@ -190,7 +192,7 @@ def load_planning_world_model(
     members, fingerprint = [], encoder.fingerprint() if check_fingerprint else None  # hashed once for all
     for path, checkpoint in zip(paths, checkpoints, strict=True):
         try:
-            members.append(load_world_model(checkpoint, encoder, action_dim=action_dim,
+            members.append(load_world_model(checkpoint, encoder, action_dim=action_dim, precision=precision,
                                             check_fingerprint=check_fingerprint, fingerprint=fingerprint))
         except ValueError as err:
             raise ValueError(f"the world model does not fit this task or encoder: {path}: {err}") from err

@@ -17,6 +17,10 @@ Predictor checkpoints are :mod:`jepa_wm.training.checkpoint` training checkpoint
                               "encoder": {fingerprint, embed_dim, grid_hw, img_hw, pool}}
 
 next to the run's ``config``, ``data`` summary, optimiser and scheduler states.
+
+``WorldModel(..., precision="bfloat16")`` runs the predictor's rollouts under bf16 autocast
+(matrix products in bf16, latents returned in float32): on a CPU with AVX-512 BF16 a planning
+batch is about 1.8x faster, with candidate energies correlated 0.999 with float32's (README).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from jepa_wm.training.checkpoint import latest_checkpoint, load_checkpoint, save
 
 logger = logging.getLogger(__name__)
 
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # WorldModel precision -> autocast dtype
 MODEL_NAME = "ac_predictor"  # key of the predictor in a training checkpoint's models and extra
 CHECKPOINT_DIR = "checkpoints"  # where a training run directory keeps its step_*.pt files
 PREDICTOR_FILE = "predictor.pt"  # the exported predictor (no optimiser state) in a run directory
@@ -115,10 +120,13 @@ class WorldModel(nn.Module):
         encoder: the frozen per-frame encoder.
         predictor: a trained predictor for this encoder's latents (frozen in place).
         integration: how planned actions move the state between predicted steps.
+        precision: ``"float32"``, or ``"bfloat16"`` to run rollouts under bf16 autocast (faster
+            on CPUs with AVX-512 BF16 and on GPUs; the encoder stays in float32).
     """
 
     def __init__(
-        self, encoder: FrozenEncoder, predictor: ACPredictor, integration: StateIntegration = StateIntegration()
+        self, encoder: FrozenEncoder, predictor: ACPredictor, integration: StateIntegration = StateIntegration(),
+        precision: str = "float32",
     ) -> None:
         super().__init__()
         cfg = predictor.config
@@ -127,9 +135,12 @@ class WorldModel(nn.Module):
                 f"the predictor expects encoder tokens of width {cfg.embed_dim} on a {cfg.grid_hw} grid, "
                 f"the encoder gives width {encoder.embed_dim} on a {tuple(encoder.grid_hw)} grid"
             )
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         self.encoder = encoder
         self.predictor = predictor.eval().requires_grad_(False)
         self.integration = integration
+        self.precision = precision
 
     @property
     def config(self) -> PredictorConfig:
@@ -148,10 +159,12 @@ class WorldModel(nn.Module):
     def rollout(
         self, z_context: Tensor, states: Tensor, actions: Tensor, *, past_actions: Tensor | None = None
     ) -> Tensor:
-        """Open-loop prediction of the H frames after the context; see :func:`latent_rollout`."""
-        return latent_rollout(
-            self.predictor, self.integration, z_context, states, actions, past_actions=past_actions
-        )
+        """Open-loop prediction of the H frames after the context, ``(B, H, N, D)`` in the dtype
+        of ``z_context`` whatever the precision; see :func:`latent_rollout`."""
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(z_context.device.type, dtype=dtype, enabled=dtype is not None):
+            z = latent_rollout(self.predictor, self.integration, z_context, states, actions, past_actions=past_actions)
+        return z.to(z_context.dtype)
 
 
 def latent_rollout(
@@ -315,6 +328,7 @@ def load_world_model(
     action_dim: int = 7,
     check_fingerprint: bool = True,
     fingerprint: str | None = None,
+    precision: str = "float32",
 ) -> WorldModel:
     """A :class:`WorldModel` from a predictor checkpoint and the encoder it was trained with.
 
@@ -328,6 +342,7 @@ def load_world_model(
             predictor was trained on (hashes all weights: seconds for large encoders).
         fingerprint: ``encoder.fingerprint()`` when the caller already has it (several
             predictors on one encoder hash it once); ``None`` computes it.
+        precision: the rollouts' precision (:class:`WorldModel`).
 
     Raises:
         ValueError: wrong kind of file, or a mismatch of action size, image size, encoder
@@ -355,4 +370,4 @@ def load_world_model(
             f"encoder's weights hash to {fingerprint} (pass check_fingerprint=False to force)"
         )
     logger.info("loaded predictor from %s (%s)", source, cfg)
-    return WorldModel(encoder, model.to(encoder.device), integration)
+    return WorldModel(encoder, model.to(encoder.device), integration, precision=precision)

@@ -48,6 +48,8 @@ def test_ensemble_refuses_mismatched_members():
         EnsembleWorldModel([first, other_predictor(first, seed=1, normalize_output=not first.config.normalize_output)])
     with pytest.raises(ValueError, match="integrates states differently"):
         EnsembleWorldModel([first, WorldModel(first.encoder, first.predictor, StateIntegration(pos_scale=0.1))])
+    with pytest.raises(ValueError, match="rolls out in bfloat16, member 0 in float32"):
+        EnsembleWorldModel([first, WorldModel(first.encoder, first.predictor, first.integration, precision="bfloat16")])
 
 
 def test_planning_loads_a_list_of_predictors_as_an_ensemble(tmp_path, monkeypatch):
@@ -60,6 +62,8 @@ def test_planning_loads_a_list_of_predictors_as_an_ensemble(tmp_path, monkeypatc
     assert len(hashes) == 1  # the shared encoder is hashed once, not once per member
     assert isinstance(ensemble, EnsembleWorldModel) and len(ensemble.members) == 2
     assert all(m.encoder is ensemble.encoder for m in ensemble.members)  # one encoder, loaded once
+    low = load_planning_world_model(encoder, [predictor, tmp_path / "second"], image_size=16, precision="bfloat16")
+    assert low.precision == "bfloat16" and all(m.precision == "bfloat16" for m in low.members)
     single = load_planning_world_model(encoder, [predictor], image_size=16)
     assert type(single) is WorldModel
     with pytest.raises(ValueError, match="empty list"):

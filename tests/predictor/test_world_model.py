@@ -106,12 +106,30 @@ def test_rollout_is_differentiable_in_the_actions(world_model):
     assert all(p.grad is None for p in world_model.parameters())
 
 
+def test_bfloat16_rollouts_return_float32_close_to_float32_ones(world_model):
+    fast = WorldModel(world_model.encoder, world_model.predictor, world_model.integration, precision="bfloat16")
+    z, states = context(world_model, 1)
+    actions = torch.rand(6, 2, 7) * 2 - 1
+    with torch.no_grad():
+        reference, low = world_model.rollout(z, states, actions), fast.rollout(z, states, actions)
+    assert low.dtype == torch.float32 and low.shape == reference.shape
+    assert not torch.equal(low, reference)  # the matrix products did run in bf16
+    torch.testing.assert_close(low, reference, atol=0.1, rtol=0.05)  # bf16 keeps 8 bits of mantissa
+    actions.requires_grad_(True)
+    fast.rollout(z, states, actions)[:, -1].abs().mean().backward()  # the gradient planner's path
+    assert actions.grad.dtype == torch.float32 and actions.grad[:, 0].abs().sum() > 0
+    with pytest.raises(ValueError, match=r"precision must be one of \['bfloat16', 'float32'\], got 'float16'"):
+        WorldModel(world_model.encoder, world_model.predictor, precision="float16")
+
+
 
 def test_checkpoint_round_trip(tmp_path, world_model):
     save_predictor_checkpoint(tmp_path / "run", world_model)
     loaded = load_world_model(tmp_path / "run", world_model.encoder)  # run dir -> latest checkpoint
     assert loaded.integration == world_model.integration
     assert loaded.config == world_model.config
+    assert loaded.precision == "float32"
+    assert load_world_model(tmp_path / "run", world_model.encoder, precision="bfloat16").precision == "bfloat16"
     torch.testing.assert_close(loaded.predictor.state_std, torch.full((7,), 0.1))
     z, states = context(world_model, 1)
     actions = torch.rand(3, 2, 7)

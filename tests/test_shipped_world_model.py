@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from jepa_wm.encoders import load_encoder_checkpoint
+from jepa_wm.plan_runner import build
 from jepa_wm.world_model import encoder_pool, load_world_model, read_predictor_checkpoint
 from tests.helpers import ROOT, run_script
 
@@ -69,3 +72,20 @@ def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypa
     (episode,) = record["episodes"]
     assert episode["steps"] == 3 and episode["goal_names"] == ["at_cube", "closed", "grasped", "above_target", "placed", "final"]
     assert (out / "energy.png").is_file() and any(out.glob("episode_000_seed_*.mp4"))
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "configs" / "world_model").glob("*.yaml")))
+def test_every_world_model_config_plans_on_the_cameras_its_encoder_was_trained_on(name):
+    """`plan.py world_model=<name>`: the pair loads (weights hash checked) on the task's images, its
+    camera, precision and arrival threshold reach the env and the MPC settings."""
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose(config_name="plan", overrides=["task=reach", f"world_model={name}"])
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    world = resolved["world_model"]
+    assert resolved["task"]["camera"] == world["camera"]
+    assert resolved["mpc"]["arrival_energy"] == world["arrival_energy"] > 0
+    paths = {key: str(ROOT / world[key]) for key in ("encoder", "predictor")}  # from any working directory
+    env, world_model, _, config, _ = build({**resolved, "world_model": {**world, **paths}}, torch.device("cpu"))
+    env.close()
+    assert tuple(world_model.encoder.img_hw) == env.unwrapped.image_hw
+    assert world_model.precision == world["precision"] and config.mpc.arrival_energy == world["arrival_energy"]

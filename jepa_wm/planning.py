@@ -215,7 +215,10 @@ def check_encoder_fits_images(encoder: FrozenEncoder, image_size: int | Sequence
         height, width = encoder.img_hw
         views, task_views = height // width, image_hw[0] // image_hw[1]
         cameras = "" if views == task_views else (
-            f" and {views} cameras in task.camera (e.g. front+side)" if views > 1 else " and one task.camera")
+            (f" and {views} cameras in task.camera (e.g. front+side)" if views > 1 else
+             " and one camera in task.camera (null: the task's own)")
+            + " (plan.py takes task.camera from the world model config: world_model.camera; world_model=tiny "
+              "plans on one camera, world_model=tiny_2cam on front+side)")
         raise ValueError(f"the task renders {image_hw[0]}x{image_hw[1]} (height x width) images, the encoder "
                          f"{encoder_path} expects {height}x{width}: set task.image_size={width}{cameras}, or use "
                          f"an encoder pretrained on this task's images")

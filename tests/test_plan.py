@@ -122,7 +122,8 @@ def test_bad_inputs_give_clear_errors(checkpoints, tmp_path):
         load_planning_world_model(encoder, tmp_path, image_size=IMG)  # a directory without checkpoints
     with pytest.raises(ValueError, match=r"task.image_size=16"):
         load_planning_world_model(encoder, predictor, image_size=64)
-    with pytest.raises(ValueError, match=r"renders 32x16 .*task.image_size=16 and one task.camera"):
+    with pytest.raises(ValueError, match=r"renders 32x16 .*task.image_size=16 and one camera in task.camera .*"
+                                         r"world_model=tiny plans on one camera"):
         load_planning_world_model(encoder, predictor, image_size=(32, 16))  # two stacked camera views
     save_predictor_checkpoint(tmp_path / "other", tiny_world_model(IMG, seed=3))  # another encoder's latents
     with pytest.raises(ValueError, match="does not fit.*weights hash"):
@@ -169,7 +170,7 @@ def test_plan_config_builds_every_planner_with_its_own_settings(name):
 def test_script_writes_results_video_and_plot(checkpoints, tmp_path, monkeypatch):
     encoder, predictor = checkpoints
     out = tmp_path / "plan"
-    run_script("plan.py", "task=reach", f"task.image_size={IMG}", "task.max_episode_steps=3", "episodes=1",
+    run_script("plan.py", "task=reach", "world_model=tiny", f"task.image_size={IMG}", "task.max_episode_steps=3", "episodes=1",
                "planner.config.num_samples=16", "planner.config.iterations=2", "planner.config.topk=4",
                f"world_model.encoder={encoder}", f"world_model.predictor={predictor}", "progress=false",
                "video_scale=2", "threads=1", f"hydra.run.dir={out}", monkeypatch=monkeypatch)
@@ -185,7 +186,7 @@ def test_script_writes_results_video_and_plot(checkpoints, tmp_path, monkeypatch
 
 def test_worker_processes_give_the_sequential_results(checkpoints, tmp_path):
     encoder, predictor = checkpoints
-    overrides = ["task=reach", f"task.image_size={IMG}", "max_steps=2", "episodes=2", "video=false",
+    overrides = ["task=reach", "world_model=tiny", f"task.image_size={IMG}", "max_steps=2", "episodes=2", "video=false",
                  "planner.config.num_samples=16", "planner.config.iterations=2", "planner.config.topk=4",
                  f"world_model.encoder={encoder}", f"world_model.predictor={predictor}"]
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
@@ -204,7 +205,7 @@ def test_worker_processes_give_the_sequential_results(checkpoints, tmp_path):
 
 def test_settings_that_do_not_fit_the_task_fail_before_any_episode(checkpoints, tmp_path, monkeypatch, caplog):
     encoder, predictor = checkpoints
-    base = ["task=pick_place", f"task.image_size={IMG}", "max_steps=1", "video=false",
+    base = ["task=pick_place", f"task.image_size={IMG}", "max_steps=1", "video=false", "world_model=tiny",
             f"world_model.encoder={encoder}", f"world_model.predictor={predictor}"]
 
     def resolve(*overrides: str) -> dict:

@@ -74,18 +74,40 @@ def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypa
     assert (out / "energy.png").is_file() and any(out.glob("episode_000_seed_*.mp4"))
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "configs" / "world_model").glob("*.yaml")))
-def test_every_world_model_config_plans_on_the_cameras_its_encoder_was_trained_on(name):
-    """`plan.py world_model=<name>`: the pair loads (weights hash checked) on the task's images, its
-    camera, precision and arrival threshold reach the env and the MPC settings."""
+WORLD_MODELS = ROOT / "configs" / "world_model"
+PAIRS = sorted(p.stem for p in WORLD_MODELS.glob("*.yaml") if "defaults" not in OmegaConf.load(p))
+
+
+def _plan_config(*overrides: str) -> dict:
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        cfg = compose(config_name="plan", overrides=["task=reach", f"world_model={name}"])
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+        return OmegaConf.to_container(compose(config_name="plan", overrides=list(overrides)), resolve=True)
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_every_world_model_pair_plans_on_the_cameras_its_encoder_was_trained_on(name):
+    """`plan.py world_model=<pair>`: the pair loads (weights hash checked) on the task's images, its
+    camera, precision and thresholds reach the env and the MPC settings."""
+    resolved = _plan_config("task=reach", f"world_model={name}", "far_planner=null", "mpc.far_energy=null")
     world = resolved["world_model"]
     assert resolved["task"]["camera"] == world["camera"]
-    assert resolved["mpc"]["arrival_energy"] == world["arrival_energy"] > 0
+    assert resolved["mpc"]["arrival_energy"] == world["arrival_energy"] > 0 and world["far_energy"] > 0
     paths = {key: str(ROOT / world[key]) for key in ("encoder", "predictor")}  # from any working directory
     env, world_model, _, config, _ = build({**resolved, "world_model": {**world, **paths}}, torch.device("cpu"))
     env.close()
     assert tuple(world_model.encoder.img_hw) == env.unwrapped.image_hw
     assert world_model.precision == world["precision"] and config.mpc.arrival_energy == world["arrival_energy"]
+
+
+@pytest.mark.parametrize("task", sorted(p.stem for p in (ROOT / "configs" / "task").glob("*.yaml")))
+def test_every_task_plans_with_its_shipped_pair_by_default(task):
+    """README "Reach: two cameras": reach plans with the two-camera pair and horizon 2 while far from the
+    marker; every other task with the default pair at horizon 1."""
+    resolved = _plan_config(f"task={task}")
+    expected = _plan_config(f"task={task}", "world_model=tiny_2cam" if task == "reach" else "world_model=tiny")
+    assert resolved["world_model"] == expected["world_model"]
+    if task == "reach":
+        assert resolved["far_planner"] == {"config": {"horizon": 2}}
+        assert resolved["mpc"]["far_energy"] == resolved["world_model"]["far_energy"] == 0.106
+        assert resolved["task"]["camera"] == "front+side" and resolved["world_model"]["precision"] == "bfloat16"
+    else:
+        assert resolved["far_planner"] is None and resolved["mpc"]["far_energy"] is None

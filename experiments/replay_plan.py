@@ -10,8 +10,9 @@ whose success differs from the recorded one is an error), then logs and writes t
 (default ``replay.json`` beside the results) per episode and in summary: successes, episodes
 whose grip site came within 2 cm of the object (the cube, or reach's marker), episodes that
 lifted it more than 3 cm or moved it more than 2 cm across the table, the median closest and
-final grip-object distances and, for push and pick_place, the median start, closest and
-final distances of the object to its target pad.
+final grip-object distances, for push and pick_place the median start, closest and final
+distances of the object to its target pad and, per goal image, how many episodes brought the
+hand within 3 cm of the expert's pose there while planning toward it (``summary.goal_poses``).
 
 With ``arrival_radius`` (metres) it also calibrates ``mpc.arrival_energy`` for reach
 (:mod:`jepa_wm.arrival`): the lowest energy toward the final goal that the planner observed

@@ -6,7 +6,9 @@ During the replay the true state is read (privileged, never seen by the planner)
 site's distance to the task's object (the manipulated cube, or ``reach``'s marker:
 ``info["object_pos"][:3]``), how far the object rose above its start and moved across the
 table, and, for tasks with a target (``info["target_pos"]``: push, pick_place), the object's
-distance to it in the table plane.
+distance to it in the table plane. Given the steps' goal indices, it also measures how near the
+hand came to each goal's pose: the grip site's distance to where the expert's grip site was when
+that goal image was taken (``GoalImages.states``), over the steps the goal was the planner's.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 REACHED_M = 0.02  # grip site within 2 cm of the object centre: the hand got to it
 LIFTED_M = 0.03  # object centre 3 cm above its start: it was picked up
 MOVED_M = 0.02  # object centre 2 cm from its start in the table plane: it was pushed or carried
+AT_GOAL_POSE_M = 0.03  # grip site within 3 cm of the expert's at a goal image: the hand took that pose
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class ReplayStats:
             table plane at the start, smallest and final; ``None`` for tasks without a target.
         distances_m: grip-site to object distance at every observation, from the reset's
             (``steps + 1`` values; entry ``t`` is where action ``t`` was chosen).
+        goal_pose_closest_m: goal name -> smallest distance of the grip site to the expert's
+            grip site at that goal image, over the observations that followed the actions
+            planned toward it; goals never planned toward are left out (empty without goal indices).
     """
 
     seed: int
@@ -52,22 +58,38 @@ class ReplayStats:
     target_closest_m: float | None = None
     target_final_m: float | None = None
     distances_m: list[float] = field(default_factory=list)
+    goal_pose_closest_m: dict[str, float] = field(default_factory=dict)
 
 
-def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]]) -> ReplayStats:
+def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]],
+                   goal_indices: Sequence[int] | None = None, goal_names: Sequence[str] | None = None,
+                   every: int | None = None) -> ReplayStats:
     """Reset ``env`` with ``seed``, execute ``actions`` (each ``(7,)``) and measure them.
 
+    Args:
+        goal_indices: the goal each action was planned toward (index into the env's goal
+            images, ``env.unwrapped.goal_images(every)``); ``None`` skips the goal poses.
+        goal_names: the recorded goal names, checked against the env's.
+        every: the planner's extra sub-goal spacing (plan.py's ``subgoals.every``).
+
     Raises:
-        ValueError: no actions, or an action the env refuses.
+        ValueError: no actions, an action the env refuses, goal indices that do not fit the
+            actions or the env's goals, or goal names other than the env's.
     """
     if len(actions) == 0:
         raise ValueError(f"episode {seed} has no actions to replay")
     obs, info = env.reset(seed=seed)
+    goal_poses = None if goal_indices is None else _goal_poses(env, seed, len(actions), goal_indices, goal_names, every)
     start = np.asarray(info["object_pos"][:3], dtype=float)
     target = np.asarray(info["target_pos"][:2], dtype=float) if "target_pos" in info else None  # pads stay put
     distances, heights, moved, to_target = [float(np.linalg.norm(obs["state"][:3] - start))], [], [], []
-    for action in actions:
+    goal_pose_closest: dict[str, float] = {}
+    for step, action in enumerate(actions):
         obs, _reward, _terminated, _truncated, info = env.step(np.asarray(action, dtype=np.float32))
+        if goal_poses is not None:
+            name, pose = goal_poses[step]
+            gap = float(np.linalg.norm(obs["state"][:3] - pose))
+            goal_pose_closest[name] = min(gap, goal_pose_closest.get(name, np.inf))
         obj = np.asarray(info["object_pos"][:3], dtype=float)
         distances.append(float(np.linalg.norm(obs["state"][:3] - obj)))
         heights.append(float(obj[2]))
@@ -78,11 +100,26 @@ def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]]) 
                                          "target_closest_m": min(to_target), "target_final_m": to_target[-1]}
     return ReplayStats(seed=seed, success=bool(info["is_success"]), steps=len(actions), closest_m=min(distances[1:]),
                        final_m=distances[-1], max_lift_m=max(0.0, max(heights) - float(start[2])),
-                       max_moved_m=max(moved), distances_m=distances, **targets)
+                       max_moved_m=max(moved), distances_m=distances, goal_pose_closest_m=goal_pose_closest,
+                       **targets)
+
+
+def _goal_poses(env: gym.Env, seed: int, steps: int, goal_indices: Sequence[int], goal_names: Sequence[str] | None,
+                every: int | None) -> list[tuple[str, np.ndarray]]:
+    """Per action, the name of the goal it was planned toward and the expert's grip site ``(3,)`` there."""
+    goals = env.unwrapped.goal_images(every)
+    if goal_names is not None and tuple(goal_names) != tuple(goals.names):
+        raise ValueError(f"episode {seed}: recorded goals {list(goal_names)}, the env's are {list(goals.names)}: "
+                         f"this env (or subgoals.every) does not reproduce the planned episode")
+    if len(goal_indices) != steps or not all(0 <= int(i) < len(goals.names) for i in goal_indices):
+        raise ValueError(f"episode {seed}: expected {steps} goal indices in [0, {len(goals.names)}), "
+                         f"got {len(goal_indices)}: {list(goal_indices)[:10]}")
+    return [(goals.names[int(i)], np.asarray(goals.states[int(i)][:3], dtype=float)) for i in goal_indices]
 
 
 def replay_results(env: gym.Env, results: Mapping[str, Any]) -> list[ReplayStats]:
-    """Replay every episode of a ``results.json`` payload.
+    """Replay every episode of a ``results.json`` payload (with the goal poses when the episodes
+    record their ``mpc.goal_indices``; ``config.subgoals.every`` as planned).
 
     Raises:
         ValueError: the payload has no episodes, or a replay's success differs from the
@@ -91,9 +128,12 @@ def replay_results(env: gym.Env, results: Mapping[str, Any]) -> list[ReplayStats
     episodes = results.get("episodes") or []
     if not episodes:
         raise ValueError("expected a plan.py results.json with a non-empty 'episodes' list, got none")
+    every = ((results.get("config") or {}).get("subgoals") or {}).get("every")
     stats = []
     for episode in episodes:
-        replay = replay_episode(env, int(episode["seed"]), episode["mpc"]["actions"])
+        indices = episode["mpc"].get("goal_indices")
+        replay = replay_episode(env, int(episode["seed"]), episode["mpc"]["actions"], goal_indices=indices,
+                                goal_names=episode.get("goal_names"), every=every)
         if replay.success != bool(episode["success"]):
             raise ValueError(f"episode {episode['seed']}: replay success {replay.success}, recorded "
                              f"{episode['success']}: this env does not reproduce the planned episode")
@@ -103,7 +143,9 @@ def replay_results(env: gym.Env, results: Mapping[str, Any]) -> list[ReplayStats
 
 def summarize_replays(stats: Sequence[ReplayStats]) -> dict[str, Any]:
     """Counts and medians over episodes: success, reached (closest < 2 cm), lifted (> 3 cm),
-    moved (> 2 cm across the table) and, with a target, the object's distances to it."""
+    moved (> 2 cm across the table), with a target the object's distances to it and, with goal
+    poses, per goal: episodes that planned toward it, those whose hand came within 3 cm of the
+    expert's pose there, and the median closest distance."""
     if not stats:
         raise ValueError("summarize_replays needs at least one episode")
     summary = {
@@ -119,6 +161,14 @@ def summarize_replays(stats: Sequence[ReplayStats]) -> dict[str, Any]:
         summary["median_target_start_m"] = float(np.median([s.target_start_m for s in stats]))
         summary["median_target_closest_m"] = float(np.median([s.target_closest_m for s in stats]))
         summary["median_target_final_m"] = float(np.median([s.target_final_m for s in stats]))
+    names = list(dict.fromkeys(name for s in stats for name in s.goal_pose_closest_m))  # in goal order
+    if names:
+        summary["goal_poses"] = {}
+        for name in names:
+            closest = [s.goal_pose_closest_m[name] for s in stats if name in s.goal_pose_closest_m]
+            summary["goal_poses"][name] = {"episodes": len(closest),
+                                           "within_3cm": sum(c < AT_GOAL_POSE_M for c in closest),
+                                           "median_closest_m": float(np.median(closest))}
     return summary
 
 

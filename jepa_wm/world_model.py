@@ -19,8 +19,8 @@ Predictor checkpoints are :mod:`jepa_wm.training.checkpoint` training checkpoint
 next to the run's ``config``, ``data`` summary, optimiser and scheduler states.
 
 ``WorldModel(..., precision="bfloat16")`` runs the predictor's rollouts under bf16 autocast
-(matrix products in bf16, latents returned in float32): on a CPU with AVX-512 BF16 a planning
-batch is about 1.8x faster, with candidate energies correlated 0.999 with float32's (README).
+(matrix products in bf16, latents returned in float32): on our CPU (AVX-512 BF16) a planning
+batch is 1.7-1.9x faster and CEM keeps 99-100% of its elites (experiments/benchmark_rollout.py, README).
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ class WorldModel(nn.Module):
         predictor: a trained predictor for this encoder's latents (frozen in place).
         integration: how planned actions move the state between predicted steps.
         precision: ``"float32"``, or ``"bfloat16"`` to run rollouts under bf16 autocast (faster
-            on CPUs with AVX-512 BF16 and on GPUs; the encoder stays in float32).
+            on CPUs with AVX-512 BF16; the encoder stays in float32).
     """
 
     def __init__(

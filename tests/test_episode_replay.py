@@ -102,3 +102,29 @@ def test_an_expert_push_moves_the_cube_onto_the_pad() -> None:
     assert summary["moved"] == 1 and summary["median_target_final_m"] == stats.target_final_m
     reach = replay_episode(envs.make("reach"), SEED, [[0.0] * 7])
     assert reach.target_final_m is None and "median_target_final_m" not in summarize_replays([reach])
+
+
+def test_goal_poses_measure_the_hand_against_the_expert_at_each_goal_image() -> None:
+    episode = _expert_episode("push", SEED, 40)
+    env = envs.make("push")
+    env.reset(seed=SEED)
+    goals = env.unwrapped.goal_images()
+    assert goals.names == ("behind", "pushed", "final") and goals.steps[-1] < 40
+    # the planner's schedule: action t toward the goal whose image the expert takes next
+    indices = [min(int(np.searchsorted(goals.steps, t + 1)), 2) for t in range(40)]
+    stats = replay_episode(envs.make("push"), SEED, episode["mpc"]["actions"], goal_indices=indices,
+                           goal_names=goals.names)
+    # the noiseless expert passes exactly where it was when each image was taken
+    assert stats.goal_pose_closest_m == pytest.approx({"behind": 0.0, "pushed": 0.0, "final": 0.0}, abs=1e-6)
+    still = replay_episode(envs.make("push"), SEED, [[0.0] * 7] * 3, goal_indices=[0, 0, 0])
+    start = env.reset(seed=SEED)[0]["state"][:3]
+    assert still.goal_pose_closest_m == pytest.approx({"behind": np.linalg.norm(start - goals.states[0][:3])}, abs=1e-3)
+    summary = summarize_replays([stats, still])
+    behind = still.goal_pose_closest_m["behind"]
+    assert summary["goal_poses"]["behind"] == {"episodes": 2, "within_3cm": 1 + (behind < 0.03),
+                                               "median_closest_m": pytest.approx(behind / 2)}
+    assert summary["goal_poses"]["pushed"]["episodes"] == 1
+    with pytest.raises(ValueError, match=r"recorded goals \['final'\], the env's are \['behind', 'pushed', 'final'\]"):
+        replay_episode(envs.make("push"), SEED, [[0.0] * 7], goal_indices=[0], goal_names=["final"])
+    with pytest.raises(ValueError, match=r"expected 1 goal indices in \[0, 3\)"):
+        replay_episode(envs.make("push"), SEED, [[0.0] * 7], goal_indices=[3])

@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from scipy.stats import pearsonr, spearmanr
 
 from jepa_wm.planning import encode_goals, image_tensor, load_planning_world_model
-from jepa_wm.world_model import PRECISIONS
+from jepa_wm.world_model import PRECISIONS, cpu_has_native_bf16
 from planners import latent_energy
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def main(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     out = out if out.is_absolute() else Path(HydraConfig.get().runtime.output_dir) / out
     machine = {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
-               "threads": torch.get_num_threads(), "device": str(device)}
+               "threads": torch.get_num_threads(), "device": str(device), "cpu_native_bf16": cpu_has_native_bf16()}
     out.write_text(json.dumps({"config": OmegaConf.to_container(cfg, resolve=True), "machine": machine,
                                "precisions": figures}, indent=1))
     log.info("wrote %s", out)

@@ -67,6 +67,16 @@ def encoder_pool(checkpoint: Mapping[str, Any]) -> int:
     return int(checkpoint["extra"][MODEL_NAME]["encoder"].get("pool", 1))
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (oneDNN's check: AVX-512 BF16 or AMX);
+    ``True`` when torch cannot tell."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else True
+    except RuntimeError:
+        return True
+
+
 def encode_images(encoder: FrozenEncoder, images: Tensor) -> Tensor:
     """Images (..., 3, H, W), uint8 or float in [0, 1] -> layer-normed latents (..., N, D), each
     image encoded on its own.
@@ -141,6 +151,10 @@ class WorldModel(nn.Module):
         self.predictor = predictor.eval().requires_grad_(False)
         self.integration = integration
         self.precision = precision
+        if precision == "bfloat16" and encoder.device.type == "cpu" and not cpu_has_native_bf16():
+            logger.warning("precision=bfloat16 on a CPU without native bf16 matrix products (AVX-512 BF16 or "
+                           "AMX): rollouts may be slower than in float32; set precision to float32 "
+                           "(world_model.precision=float32) if they are")
 
     @property
     def config(self) -> PredictorConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -10,7 +12,9 @@ from jepa_wm.predictor import ACPredictor, PredictorConfig
 from jepa_wm.protocols import LatentWorldModel
 from jepa_wm.state_integration import StateIntegration
 from jepa_wm.training import save_checkpoint
-from jepa_wm.world_model import WorldModel, encoder_pool, load_world_model, read_predictor_checkpoint
+from jepa_wm.world_model import (
+    WorldModel, cpu_has_native_bf16, encoder_pool, load_world_model, read_predictor_checkpoint,
+)
 from tests.helpers import save_predictor_checkpoint
 
 IMG = 16  # patch 8 -> 2 x 2 tokens of width 24
@@ -120,6 +124,16 @@ def test_bfloat16_rollouts_return_float32_close_to_float32_ones(world_model):
     assert actions.grad.dtype == torch.float32 and actions.grad[:, 0].abs().sum() > 0
     with pytest.raises(ValueError, match=r"precision must be one of \['bfloat16', 'float32'\], got 'float16'"):
         WorldModel(world_model.encoder, world_model.predictor, precision="float16")
+
+
+def test_bfloat16_on_a_cpu_without_native_bf16_warns(world_model, monkeypatch, caplog):
+    monkeypatch.setattr("jepa_wm.world_model.cpu_has_native_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="jepa_wm.world_model"):
+        WorldModel(world_model.encoder, world_model.predictor, precision="float32")
+        assert caplog.text == ""
+        WorldModel(world_model.encoder, world_model.predictor, precision="bfloat16")
+    assert "without native bf16" in caplog.text and "world_model.precision=float32" in caplog.text
+    assert isinstance(cpu_has_native_bf16(), bool)
 
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from jepa_wm.encoders import load_encoder_checkpoint
@@ -100,8 +101,9 @@ def test_every_world_model_pair_plans_on_the_cameras_its_encoder_was_trained_on(
 
 @pytest.mark.parametrize("task", sorted(p.stem for p in (ROOT / "configs" / "task").glob("*.yaml")))
 def test_every_task_plans_with_its_shipped_pair_by_default(task):
-    """README "Reach: two cameras": reach plans with the two-camera pair and horizon 2 while far from the
-    marker; every other task with the default pair at horizon 1."""
+    """README "Reach: two cameras": reach plans with the two-camera pair, horizon 2 while far from the
+    marker and the fingers held open; every other task with the default pair at horizon 1, planning
+    the gripper."""
     resolved = _plan_config(f"task={task}")
     expected = _plan_config(f"task={task}", "world_model=tiny_2cam" if task == "reach" else "world_model=tiny")
     assert resolved["world_model"] == expected["world_model"]
@@ -109,5 +111,8 @@ def test_every_task_plans_with_its_shipped_pair_by_default(task):
         assert resolved["far_planner"] == {"config": {"horizon": 2}}
         assert resolved["mpc"]["far_energy"] == resolved["world_model"]["far_energy"] == 0.106
         assert resolved["task"]["camera"] == "front+side" and resolved["world_model"]["precision"] == "bfloat16"
+        space = instantiate(resolved["planner"], seed=0).action_space
+        assert space.num_planned == 3 and space.held_value[-1] == -1  # delta xyz; the gripper held open
     else:
         assert resolved["far_planner"] is None and resolved["mpc"]["far_energy"] is None
+        assert instantiate(resolved["planner"], seed=0).action_space.num_planned == 4  # delta xyz + gripper

@@ -75,6 +75,20 @@ def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypa
     assert (out / "energy.png").is_file() and any(out.glob("episode_000_seed_*.mp4"))
 
 
+def test_plan_script_runs_reach_on_its_shipped_setup(tmp_path, monkeypatch):
+    """`python experiments/plan.py task=reach`, shortened to 4 steps: the two-camera pair in bfloat16,
+    horizon 2 while far (the start is far from the marker), the fingers held open."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "plan"
+    run_script("plan.py", "task=reach", "episodes=1", "max_steps=4", "progress=false", "threads=1", "video=false",
+               f"hydra.run.dir={out}", monkeypatch=monkeypatch)
+    record = json.loads((out / "results.json").read_text())
+    assert record["config"]["world_model"]["predictor"].endswith("predictor_tiny_2cam.pt")
+    (episode,) = record["episodes"]
+    assert episode["steps"] == 4 and episode["mpc"]["far"][0]  # the first plan looked two steps ahead
+    assert all(action[6] == -1.0 for action in episode["mpc"]["actions"])  # fingers open throughout
+
+
 WORLD_MODELS = ROOT / "configs" / "world_model"
 PAIRS = sorted(p.stem for p in WORLD_MODELS.glob("*.yaml") if "defaults" not in OmegaConf.load(p))
 

@@ -25,6 +25,7 @@ batch is 1.7-1.9x faster and CEM keeps 99-100% of its elites (experiments/benchm
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -75,6 +76,14 @@ def cpu_has_native_bf16() -> bool:
         return bool(check()) if check is not None else True
     except RuntimeError:
         return True
+
+
+@functools.cache
+def _warn_emulated_bf16() -> None:
+    """Log, once per process (an ensemble builds several world models), that bf16 is emulated here."""
+    logger.warning("precision=bfloat16 on a CPU without native bf16 matrix products (AVX-512 BF16 or AMX): "
+                   "rollouts may be slower than in float32; set precision to float32 "
+                   "(world_model.precision=float32) if they are")
 
 
 def encode_images(encoder: FrozenEncoder, images: Tensor) -> Tensor:
@@ -152,9 +161,7 @@ class WorldModel(nn.Module):
         self.integration = integration
         self.precision = precision
         if precision == "bfloat16" and encoder.device.type == "cpu" and not cpu_has_native_bf16():
-            logger.warning("precision=bfloat16 on a CPU without native bf16 matrix products (AVX-512 BF16 or "
-                           "AMX): rollouts may be slower than in float32; set precision to float32 "
-                           "(world_model.precision=float32) if they are")
+            _warn_emulated_bf16()
 
     @property
     def config(self) -> PredictorConfig:

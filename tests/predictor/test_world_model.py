@@ -13,7 +13,8 @@ from jepa_wm.protocols import LatentWorldModel
 from jepa_wm.state_integration import StateIntegration
 from jepa_wm.training import save_checkpoint
 from jepa_wm.world_model import (
-    WorldModel, cpu_has_native_bf16, encoder_pool, load_world_model, read_predictor_checkpoint,
+    WorldModel, _warn_emulated_bf16, cpu_has_native_bf16, encoder_pool, load_world_model,
+    read_predictor_checkpoint,
 )
 from tests.helpers import save_predictor_checkpoint
 
@@ -128,11 +129,14 @@ def test_bfloat16_rollouts_return_float32_close_to_float32_ones(world_model):
 
 def test_bfloat16_on_a_cpu_without_native_bf16_warns(world_model, monkeypatch, caplog):
     monkeypatch.setattr("jepa_wm.world_model.cpu_has_native_bf16", lambda: False)
+    _warn_emulated_bf16.cache_clear()  # once per process: another test may have logged it already
     with caplog.at_level(logging.WARNING, logger="jepa_wm.world_model"):
         WorldModel(world_model.encoder, world_model.predictor, precision="float32")
         assert caplog.text == ""
         WorldModel(world_model.encoder, world_model.predictor, precision="bfloat16")
+        WorldModel(world_model.encoder, world_model.predictor, precision="bfloat16")  # e.g. an ensemble's members
     assert "without native bf16" in caplog.text and "world_model.precision=float32" in caplog.text
+    assert caplog.text.count("without native bf16") == 1
     assert isinstance(cpu_has_native_bf16(), bool)
 
 

@@ -2,7 +2,7 @@
 
 Predictors trained on the same latents (other seeds, or another length of the same run) make
 errors of their own on the moves a planner compares: which reach episodes fail changes from
-one predictor to the next (README). :class:`EnsembleWorldModel` predicts the mean of its
+one predictor to the next (experiments/README.md). :class:`EnsembleWorldModel` predicts the mean of its
 members' rollouts, which averages out the errors they do not share; it costs one rollout per
 member. The energy is that of the mean prediction, so the members' disagreement is not
 charged as such, and the mean of layer-normed latents is a little shorter than each of them.

@@ -60,7 +60,7 @@ class MPCConfig:
             robot holds. Where the energy is flat (a move in depth, seen by one camera), the
             final CEM mean is sampling noise, and executing it random-walks the hand away from
             a goal it had reached. It also stops the hand wherever the model predicts no gain
-            from moving, short of the goal: on reach it lost more episodes than it saved (README).
+            from moving, short of the goal: on reach it lost more episodes than it saved (experiments/README.md).
         arrival_energy: ``None`` (the paper's loop) or an energy ``e``: on the final goal,
             while the *observed* energy toward it (``energy_fn``) is below ``e``, the robot holds
             still (as for ``hold_margin``) instead of planning. Unlike ``hold_margin``, which

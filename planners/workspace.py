@@ -9,7 +9,7 @@ gradient planner is pushed back in too.
 
 Used to keep the hand where the camera sees it (``envs.TabletopEnv.view_box``): an image
 energy cannot tell "hand far out of view" from "hand nearly right", and a planner that only
-scores images drifted out of frame in reach (README, Planning results).
+scores images drifted out of frame in reach (experiments/README.md).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
 
 
 def test_shipped_two_camera_pair_records_its_recipe_and_takes_stacked_views():
-    """README "A predictor on two cameras": the default recipe (3000 steps) on front+side recordings."""
+    """README "Shipped two-camera pair": the default recipe (3000 steps) on front+side recordings."""
     assert PREDICTOR_2CAM.stat().st_size < 10 * 2**20 and ENCODER_2CAM.stat().st_size < 20 * 2**20
     checkpoint = read_predictor_checkpoint(PREDICTOR_2CAM)
     default = OmegaConf.load(ROOT / "configs" / "train_predictor.yaml")
@@ -115,7 +115,7 @@ def test_every_world_model_pair_plans_on_the_cameras_its_encoder_was_trained_on(
 
 @pytest.mark.parametrize("task", sorted(p.stem for p in (ROOT / "configs" / "task").glob("*.yaml")))
 def test_every_task_plans_with_its_shipped_pair_by_default(task):
-    """README "Reach: two cameras": reach plans with the two-camera pair, horizon 2 while far from the
+    """README "Reach's default": reach plans with the two-camera pair, horizon 2 while far from the
     marker and the fingers held open; every other task with the default pair at horizon 1, planning
     the gripper."""
     resolved = _plan_config(f"task={task}")

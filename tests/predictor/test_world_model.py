@@ -140,7 +140,6 @@ def test_bfloat16_on_a_cpu_without_native_bf16_warns(world_model, monkeypatch, c
     assert isinstance(cpu_has_native_bf16(), bool)
 
 
-
 def test_checkpoint_round_trip(tmp_path, world_model):
     save_predictor_checkpoint(tmp_path / "run", world_model)
     loaded = load_world_model(tmp_path / "run", world_model.encoder)  # run dir -> latest checkpoint

@@ -13,6 +13,8 @@ lifted it more than 3 cm or moved it more than 2 cm across the table, the median
 final grip-object distances, for push and pick_place the median start, closest and final
 distances of the object to its target pad and, per goal image, how many episodes brought the
 hand within 3 cm of the expert's pose there while planning toward it (``summary.goal_poses``).
+Each episode's record also holds the grip site's and the object's path (``grip_pos_m``,
+``object_pos_m``: xyz at every observation).
 
 With ``arrival_radius`` (metres) it also calibrates ``mpc.arrival_energy`` for reach
 (:mod:`jepa_wm.arrival`): the lowest energy toward the final goal that the planner observed

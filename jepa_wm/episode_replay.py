@@ -45,6 +45,9 @@ class ReplayStats:
         goal_pose_closest_m: goal name -> smallest distance of the grip site to the expert's
             grip site at that goal image, over the observations that followed the actions
             planned toward it; goals never planned toward are left out (empty without goal indices).
+        grip_pos_m, object_pos_m: the grip site's and the object's xyz (metres, world frame) at
+            every observation, from the reset's (``steps + 1`` rows of 3): the paths, to see how
+            an episode went (the hand circling the cube, a cube knocked past the pad).
     """
 
     seed: int
@@ -59,6 +62,8 @@ class ReplayStats:
     target_final_m: float | None = None
     distances_m: list[float] = field(default_factory=list)
     goal_pose_closest_m: dict[str, float] = field(default_factory=dict)
+    grip_pos_m: list[list[float]] = field(default_factory=list)
+    object_pos_m: list[list[float]] = field(default_factory=list)
 
 
 def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]],
@@ -83,6 +88,7 @@ def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]],
     start = np.asarray(info["object_pos"][:3], dtype=float)
     target = np.asarray(info["target_pos"][:2], dtype=float) if "target_pos" in info else None  # pads stay put
     distances, heights, moved, to_target = [float(np.linalg.norm(obs["state"][:3] - start))], [], [], []
+    grips, objects = [_xyz(obs["state"])], [_xyz(start)]
     goal_pose_closest: dict[str, float] = {}
     for step, action in enumerate(actions):
         obs, _reward, _terminated, _truncated, info = env.step(np.asarray(action, dtype=np.float32))
@@ -91,6 +97,8 @@ def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]],
             gap = float(np.linalg.norm(obs["state"][:3] - pose))
             goal_pose_closest[name] = min(gap, goal_pose_closest.get(name, np.inf))
         obj = np.asarray(info["object_pos"][:3], dtype=float)
+        grips.append(_xyz(obs["state"]))
+        objects.append(_xyz(obj))
         distances.append(float(np.linalg.norm(obs["state"][:3] - obj)))
         heights.append(float(obj[2]))
         moved.append(float(np.linalg.norm(obj[:2] - start[:2])))
@@ -101,7 +109,12 @@ def replay_episode(env: gym.Env, seed: int, actions: Sequence[Sequence[float]],
     return ReplayStats(seed=seed, success=bool(info["is_success"]), steps=len(actions), closest_m=min(distances[1:]),
                        final_m=distances[-1], max_lift_m=max(0.0, max(heights) - float(start[2])),
                        max_moved_m=max(moved), distances_m=distances, goal_pose_closest_m=goal_pose_closest,
-                       **targets)
+                       grip_pos_m=grips, object_pos_m=objects, **targets)
+
+
+def _xyz(position: np.ndarray) -> list[float]:
+    """The first three entries (xyz) as floats, rounded to 0.1 mm (the files stay small)."""
+    return [round(float(v), 4) for v in position[:3]]
 
 
 def _goal_poses(env: gym.Env, seed: int, steps: int, goal_indices: Sequence[int], goal_names: Sequence[str] | None,

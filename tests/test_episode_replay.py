@@ -46,11 +46,16 @@ def test_distances_are_the_true_grip_site_to_object_distances() -> None:
     env = envs.make("reach")
     obs, info = env.reset(seed=SEED)
     distances = [np.linalg.norm(obs["state"][:3] - info["object_pos"][:3])]
+    grips, objects = [obs["state"][:3]], [info["object_pos"][:3]]
     for action in actions:
         obs, _r, _t, _tr, info = env.step(np.asarray(action, dtype=np.float32))
         distances.append(np.linalg.norm(obs["state"][:3] - info["object_pos"][:3]))
+        grips.append(obs["state"][:3])
+        objects.append(info["object_pos"][:3])
     assert stats.closest_m == pytest.approx(min(distances[1:])) and stats.final_m == pytest.approx(distances[-1])
     assert stats.distances_m == pytest.approx(distances)  # at every observation, the reset's first
+    np.testing.assert_allclose(stats.grip_pos_m, grips, rtol=0, atol=1e-4)  # the paths, rounded to 0.1 mm
+    np.testing.assert_allclose(stats.object_pos_m, objects, rtol=0, atol=1e-4)
     assert stats.max_lift_m == 0.0  # the marker floats where it is
 
 

@@ -50,6 +50,7 @@ from planners import (
     SubgoalConfig,
     SubgoalSchedule,
     WorkspaceBox,
+    change_token_weights,
     latent_energy,
 )
 from planners.base import check_positive_int
@@ -278,14 +279,35 @@ def subgoal_config(goals: GoalImages, config: EpisodeConfig) -> SubgoalConfig:
                          energy_threshold=config.energy_threshold)
 
 
+@dataclass(frozen=True)
+class WeightedGoal:
+    """A goal latent ``(N, D)`` with the weights ``(N,)`` of its tokens in the energy."""
+
+    latent: Tensor
+    token_weights: Tensor
+
+
+def weighted_goals(latents: Tensor, first: Tensor, change_weight: float) -> list[WeightedGoal]:
+    """Goal latents ``(G, N, D)`` in order, each weighted by how its tokens change from the goal
+    before (the first goal: from ``first`` ``(N, D)``, the episode's first observation);
+    :func:`planners.change_token_weights`."""
+    previous = torch.cat([first[None].to(latents), latents[:-1]])  # (G, N, D)
+    return [WeightedGoal(goal, change_token_weights(goal, before, change_weight))
+            for goal, before in zip(latents, previous, strict=True)]
+
+
+def _goal_parts(goal: Tensor | WeightedGoal) -> tuple[Tensor, Tensor | None]:
+    return (goal.latent, goal.token_weights) if isinstance(goal, WeightedGoal) else (goal, None)
+
+
 # ---------------------------------------------------------------------- cost
 class WorldModelCosts:
     """``make_cost`` and ``energy_fn`` for :class:`planners.MPC` from a world model.
 
     Observations are env dicts ``{"image": (H, W, 3) uint8, "state": (7,)}``, goals latents
-    ``(N, D)``. The latest observation's latent is kept, so the energy and the cost of one step
-    encode it once. With a ``workspace`` box, plans are charged for leaving it (positions from
-    the observed state and the world model's ``integration.pos_scale``).
+    ``(N, D)`` or :class:`WeightedGoal`. The latest observation's latent is kept, so the energy
+    and the cost of one step encode it once. With a ``workspace`` box, plans are charged for
+    leaving it (positions from the observed state and the world model's ``integration.pos_scale``).
     """
 
     def __init__(self, world_model: WorldModel, objective: ObjectiveConfig = ObjectiveConfig(),
@@ -303,9 +325,11 @@ class WorldModelCosts:
                 self._last = (image, self.world_model.encode(image_tensor(image)))  # (N, D)
         return self._last[1]
 
-    def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor) -> LatentGoalCost:
+    def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor | WeightedGoal) -> LatentGoalCost:
         """Cost of candidate actions ``(B, H, 7)``: energy of their rollout from ``obs`` vs ``goal``."""
-        return LatentGoalCost(self.rollout_fn(obs), goal, self.objective, self.penalty(obs), observed=self.latent(obs))
+        latent, weights = _goal_parts(goal)
+        return LatentGoalCost(self.rollout_fn(obs), latent, self.objective, self.penalty(obs),
+                              observed=self.latent(obs), token_weights=weights)
 
     def rollout_fn(self, obs: Mapping[str, np.ndarray]) -> Callable[[Tensor], Tensor]:
         """The predicted latents of candidate actions from ``obs``: ``(B, H, 7) -> (B, H, N, D)``."""
@@ -320,9 +344,11 @@ class WorldModelCosts:
         start = torch.as_tensor(obs["state"][:3], dtype=torch.float32)  # (3,) observed grip site
         return partial(self.workspace.cost, start, pos_scale=self.world_model.integration.pos_scale)
 
-    def energy(self, obs: Mapping[str, np.ndarray], goal: Tensor) -> float:
+    def energy(self, obs: Mapping[str, np.ndarray], goal: Tensor | WeightedGoal) -> float:
         """Energy of the observation itself toward ``goal``."""
-        return float(latent_energy(self.latent(obs)[None], goal, self.objective.distance, self.objective.smoothing))
+        latent, weights = _goal_parts(goal)
+        return float(latent_energy(self.latent(obs)[None], latent, self.objective.distance, self.objective.smoothing,
+                                   token_weights=weights))
 
 
 # ---------------------------------------------------------------------- episodes
@@ -353,7 +379,10 @@ def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Pl
     else:
         costs = WorldModelCosts(world_model, config.objective, config.workspace)
     schedule_config = subgoal_config(goals, config)
-    schedule = SubgoalSchedule(list(encode_goals(world_model, goals)), schedule_config)  # G x (N, D)
+    latents = encode_goals(world_model, goals)  # (G, N, D)
+    weight = config.objective.change_weight
+    schedule = SubgoalSchedule(weighted_goals(latents, costs.latent(obs), weight) if weight else list(latents),
+                               schedule_config)
     mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy, far_planner=far_planner)
     mpc.reset(schedule, seed=seed)
     limit = config.max_steps or env.spec.max_episode_steps

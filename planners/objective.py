@@ -23,6 +23,12 @@ frame and the goal latent, averaged over all patch tokens and channels. Here:
   observation exactly even when nothing moves) is shared by all candidates and cancels, so
   the energy compares candidates by what their actions change. It costs one extra rollout per
   distinct still action (the gripper commands among the candidates: one or two).
+* ``change_weight`` (default 0: every token alike, as the paper) weighs each token of a goal by
+  how much it changes from the goal before (:func:`change_token_weights`): between "hand behind
+  the cube" and "cube on the pad" the tokens that change are the cube's and the hand's, not the
+  arm's base or the table's, so a small object's tokens count more. ``token_weights`` of
+  :func:`latent_energy` and :class:`LatentGoalCost` take the weights; who computes them (from
+  the goals in order) is the caller's business (``jepa_wm.planning``).
 
 :class:`LatentGoalCost` wraps a ``rollout(actions) -> predicted latents`` callable and a goal
 latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model. An
@@ -34,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
@@ -62,6 +69,9 @@ class ObjectiveConfig:
             ``a_still`` is the candidate with ``action_dims`` zeroed (the hand still, the other
             dimensions as the candidate's) and ``z_obs`` the observation's latent: the error
             the predictor makes at the current frame, shared by every candidate, cancels.
+        change_weight: ``lambda`` in ``[0, 1]``: tokens weighted ``(1 - lambda) + lambda * c / mean(c)``
+            with ``c`` each token's change from the previous goal (:func:`change_token_weights`);
+            0: all tokens alike.
     """
 
     distance: Distance = "l1"
@@ -70,8 +80,11 @@ class ObjectiveConfig:
     action_dims: Sequence[int] = (0, 1, 2)
     smoothing: int | Sequence[int] = 1
     anchor: bool = False
+    change_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.change_weight <= 1:
+            raise ValueError(f"change_weight must be in [0, 1], got {self.change_weight}")
         if self.distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
         if self.steps not in STEPS:
@@ -127,8 +140,28 @@ def smooth_tokens(z: Tensor, kernel: int) -> Tensor:
     return grid.reshape(batch * views, dim, side * side).transpose(1, 2).reshape(batch, tokens, dim)  # (B, N, D)
 
 
+def change_token_weights(goal: Tensor, previous: Tensor, change_weight: float) -> Tensor:
+    """Token weights ``(N,)`` (mean 1) for ``goal`` ``(N, D)``: how much each token changes from ``previous``.
+
+    ``w = (1 - change_weight) + change_weight * c / mean(c)`` with ``c`` the mean absolute change
+    of each token's channels from ``previous`` (the goal before, or the first observation).
+    ``change_weight=0`` gives all ones; 1, weights proportional to the change. Two identical
+    latents (no change anywhere) give all ones.
+    """
+    if goal.shape != previous.shape or goal.ndim != 2:
+        raise ValueError(f"goal and previous must be latents (N, D) of one shape, got {tuple(goal.shape)} "
+                         f"and {tuple(previous.shape)}")
+    if not 0 <= change_weight <= 1:
+        raise ValueError(f"change_weight must be in [0, 1], got {change_weight}")
+    change = (goal - previous.to(goal)).abs().mean(-1)  # (N,)
+    mean = change.mean()
+    if change_weight == 0 or not mean > 0:
+        return torch.ones_like(change)
+    return (1 - change_weight) + change_weight * change / mean
+
+
 def latent_energy(z_pred: Tensor, z_goal: Tensor, distance: Distance = "l1",
-                  smoothing: int | Sequence[int] = 1) -> Tensor:
+                  smoothing: int | Sequence[int] = 1, token_weights: Tensor | None = None) -> Tensor:
     """Distance of each predicted latent to the goal, averaged over tokens and channels.
 
     Args:
@@ -137,6 +170,8 @@ def latent_energy(z_pred: Tensor, z_goal: Tensor, distance: Distance = "l1",
         distance: ``"l1"`` or ``"l2"`` (mean squared difference).
         smoothing: box-blur both over the token grid first (:func:`smooth_tokens`; 1: no blur);
             with several sizes, the mean of the distances at each.
+        token_weights: ``(N,)`` weights of the tokens' distances (after the blur), mean 1 for the
+            energy's usual scale (:func:`change_token_weights`); ``None``: all alike.
 
     Returns:
         Energies ``(B,)``.
@@ -148,12 +183,16 @@ def latent_energy(z_pred: Tensor, z_goal: Tensor, distance: Distance = "l1",
     if z_goal.shape not in (z_pred.shape[1:], z_pred.shape):
         raise ValueError(f"z_goal must be (N, D) = {tuple(z_pred.shape[1:])} or match z_pred "
                          f"{tuple(z_pred.shape)}, got {tuple(z_goal.shape)}")
+    if token_weights is not None and token_weights.shape != z_pred.shape[1:2]:
+        raise ValueError(f"token_weights must be (N,) = ({z_pred.shape[1]},), got {tuple(token_weights.shape)}")
     z_goal = z_goal.reshape(-1, *z_pred.shape[1:])  # (1 or B, N, D)
     energies = []
     for kernel in kernel_sizes(smoothing):
         diff = smooth_tokens(z_pred, kernel) - smooth_tokens(z_goal, kernel)  # (B, N, D)
-        per_entry = diff.abs() if distance == "l1" else diff.square()
-        energies.append(per_entry.mean(dim=(1, 2)))  # (B,)
+        per_token = (diff.abs() if distance == "l1" else diff.square()).mean(-1)  # (B, N)
+        if token_weights is not None:
+            per_token = per_token * token_weights.to(per_token)
+        energies.append(per_token.mean(-1))  # (B,)
     return energies[0] if len(energies) == 1 else torch.stack(energies).mean(0)
 
 
@@ -168,11 +207,13 @@ class LatentGoalCost:
         config: distance and which steps count.
         penalty: ``actions (B, H, A) -> (B,)`` added to the cost (``None``: nothing).
         observed: the current observation's latent ``(N, D)``; required with ``config.anchor``.
+        token_weights: ``(N,)`` weights of the goal's tokens in the energy (``None``: all alike).
     """
 
     def __init__(self, rollout: Callable[[Tensor], Tensor], goal: Tensor,
                  config: ObjectiveConfig = ObjectiveConfig(),
-                 penalty: Callable[[Tensor], Tensor] | None = None, observed: Tensor | None = None) -> None:
+                 penalty: Callable[[Tensor], Tensor] | None = None, observed: Tensor | None = None,
+                 token_weights: Tensor | None = None) -> None:
         if not callable(rollout):
             raise TypeError(f"rollout must be callable actions -> z_pred, got {type(rollout).__name__}")
         if not isinstance(goal, Tensor) or goal.ndim != 2:
@@ -186,6 +227,7 @@ class LatentGoalCost:
         self.config = config
         self.penalty = penalty
         self.observed = observed
+        self.token_weights = token_weights
 
     @property
     def device(self) -> torch.device:
@@ -220,14 +262,16 @@ class LatentGoalCost:
 
     def _energy(self, actions: Tensor) -> Tensor:
         z_pred = self._predict(actions)
-        batch, distance, smoothing = actions.shape[0], self.config.distance, self.config.smoothing
+        batch, weights = actions.shape[0], self.token_weights
+        energy = partial(latent_energy, distance=self.config.distance, smoothing=self.config.smoothing,
+                         token_weights=weights)
         if z_pred.ndim == 3 and self.config.steps == "last":
-            return latent_energy(z_pred, self.goal, distance, smoothing)
+            return energy(z_pred, self.goal)
         if z_pred.ndim != 4 or z_pred.shape[0] != batch:
             raise ValueError(f"rollout must return (B, T, N, D) (or (B, N, D) with steps='last') with "
                              f"B={batch}, got {tuple(z_pred.shape)}")
         if self.config.steps == "last":
-            return latent_energy(z_pred[:, -1], self.goal, distance, smoothing)
+            return energy(z_pred[:, -1], self.goal)
         steps = z_pred.shape[1]
-        per_step = latent_energy(z_pred.flatten(0, 1), self.goal, distance, smoothing)  # (B * T,)
+        per_step = energy(z_pred.flatten(0, 1), self.goal)  # (B * T,)
         return per_step.view(batch, steps).sum(1)  # (B,)

@@ -20,10 +20,10 @@ from envs.interface import GoalImages
 from jepa_wm.data import HELD_OUT_SEED_START
 from jepa_wm.plan_runner import PlanSetupError, build, run_episodes, workspace_box
 from jepa_wm.planning import (
-    EpisodeConfig, WorldModelCosts, encode_goals, load_planning_world_model, plot_energies, run_episode, subgoal_config,
-    summarize, write_episode_video,
+    EpisodeConfig, WeightedGoal, WorldModelCosts, encode_goals, load_planning_world_model, plot_energies, run_episode,
+    subgoal_config, summarize, weighted_goals, write_episode_video,
 )
-from planners import MPCConfig, available_planners, make_planner
+from planners import MPCConfig, ObjectiveConfig, available_planners, change_token_weights, make_planner
 from tests.helpers import (
     ROOT, SPACE, run_script, save_predictor_checkpoint, tiny_planner, tiny_world_model, write_tiny_world_model,
 )
@@ -87,6 +87,31 @@ def test_extra_sub_goals_every_k_expert_steps(checkpoints):
         EpisodeConfig(every=4, steps_per_goal=(2, 2))
     with pytest.raises(ValueError, match="every must be a positive int"):
         EpisodeConfig(every=0)
+
+
+def test_change_weighted_goals_weigh_each_goal_by_its_change_from_the_one_before(checkpoints):
+    world_model = load_planning_world_model(*checkpoints, image_size=IMG)
+    env = envs.make("push", image_size=IMG)
+    obs, _ = env.reset(seed=SEED)
+    latents = encode_goals(world_model, env.unwrapped.goal_images())  # (3, N, D): behind, pushed, final
+    first = WorldModelCosts(world_model).latent(obs)
+    goals = weighted_goals(latents, first, 0.5)
+    torch.testing.assert_close(torch.stack([g.latent for g in goals]), latents)
+    for goal, before in zip(goals, [first, latents[0], latents[1]], strict=True):
+        torch.testing.assert_close(goal.token_weights, change_token_weights(goal.latent, before, 0.5))
+        torch.testing.assert_close(goal.token_weights.mean(), torch.tensor(1.0))
+    # the costs use the weights: the observation's energy toward a weighted goal is the weighted one
+    costs = WorldModelCosts(world_model)
+    weights = goals[1].token_weights
+    per_token = (costs.latent(obs) - latents[1]).abs().mean(-1)  # (N,)
+    assert costs.energy(obs, goals[1]) == pytest.approx(float((per_token * weights).mean()), rel=1e-5)
+    assert costs.energy(obs, latents[1]) == pytest.approx(float(per_token.mean()), rel=1e-5)
+    assert isinstance(goals[0], WeightedGoal)
+    # and an episode runs with them
+    config = EpisodeConfig(objective=ObjectiveConfig(change_weight=0.5), steps_per_goal=(1, 1), max_steps=3)
+    result = run_episode(env, world_model, tiny_planner(), config, seed=SEED, keep_frames=False)
+    assert result.steps == 3 and result.mpc["goal_indices"] == [0, 1, 2]
+    assert all(np.isfinite(result.mpc["observed_energies"]))
 
 
 def test_far_planner_plans_while_the_goal_is_far(checkpoints):

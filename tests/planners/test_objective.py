@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from planners import CEM, ActionSpace, CEMConfig, LatentGoalCost, ObjectiveConfig, latent_energy
+from planners import CEM, ActionSpace, CEMConfig, LatentGoalCost, ObjectiveConfig, change_token_weights, latent_energy
 from planners.objective import smooth_tokens, view_grids
 
 
@@ -153,3 +153,34 @@ def test_smoothing_blurs_each_camera_view_on_its_own() -> None:
                                smooth_tokens(pair.flatten(0, 1), 3).view(2, 2, 16, 4))
     with pytest.raises(ValueError, match="camera view"):
         view_grids(20)
+
+
+def test_change_token_weights_by_hand_and_in_the_energy() -> None:
+    previous = torch.zeros(4, 2)  # (N=4, D=2)
+    goal = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 0.0], [2.0, 4.0]])  # token changes c = [0, 1, 0, 3], mean 1
+    torch.testing.assert_close(change_token_weights(goal, previous, 1.0), torch.tensor([0.0, 1.0, 0.0, 3.0]))
+    torch.testing.assert_close(change_token_weights(goal, previous, 0.5), torch.tensor([0.5, 1.0, 0.5, 2.0]))
+    torch.testing.assert_close(change_token_weights(goal, previous, 0.0), torch.ones(4))
+    torch.testing.assert_close(change_token_weights(goal, goal, 1.0), torch.ones(4))  # nothing changes: all alike
+    with pytest.raises(ValueError, match="change_weight"):
+        change_token_weights(goal, previous, 1.5)
+    with pytest.raises(ValueError, match="one shape"):
+        change_token_weights(goal, previous[:3], 1.0)
+
+    # a candidate wrong on the changing token 3 costs more than one wrong by as much on the still token 0
+    weights = change_token_weights(goal, previous, 0.5)
+    wrong_still, wrong_changing = goal.clone(), goal.clone()
+    wrong_still[0] += 1.0
+    wrong_changing[3] += 1.0
+    energies = latent_energy(torch.stack([wrong_still, wrong_changing]), goal, token_weights=weights)
+    # |diff| per token (mean over D=2): 1 on one token -> weight x 1 / 4 tokens
+    torch.testing.assert_close(energies, torch.tensor([0.5 / 4, 2.0 / 4]))
+    torch.testing.assert_close(latent_energy(torch.stack([wrong_still, wrong_changing]), goal),
+                               torch.tensor([0.25, 0.25]))  # unweighted: alike
+    cost = LatentGoalCost(lambda a: torch.stack([wrong_still, wrong_changing]), goal,
+                          ObjectiveConfig(change_weight=0.5), token_weights=weights)
+    torch.testing.assert_close(cost(torch.zeros(2, 1, 7)), energies)
+    with pytest.raises(ValueError, match="token_weights"):
+        latent_energy(torch.stack([wrong_still]), goal, token_weights=torch.ones(3))
+    with pytest.raises(ValueError, match="change_weight"):
+        ObjectiveConfig(change_weight=-0.1)

@@ -1,0 +1,81 @@
+"""Where does the predictor's energy disagree with the simulator's true frames? Per sub-goal.
+
+Examples::
+
+    python experiments/plan.py task=pick_place episodes=10 workers=2 video=false hydra.run.dir=runs/plan/pp10
+    python experiments/oracle_agreement.py results=runs/plan/pp10/results.json
+
+Replays each episode of a ``results.json`` and, at every observation, scores the executed
+action and ``candidates - 1`` moves around it with the world model's predictions and with the
+encoder's latents of the true next frames (``jepa_wm/oracle_agreement.py``), and the executed
+action with its gripper command flipped. Logs and writes (``out``, default ``agreement.json``
+beside the results) per goal image: the median rank correlation of the two energies over the
+moves, how often both prefer the same gripper command, and how strongly each does. Low
+correlation or gripper agreement near 0.5 where a task fails says the predictor, not the
+encoder's energy, is what fails there. Privileged (the simulator is stepped per candidate):
+an analysis tool, never part of planning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+import envs
+from jepa_wm.oracle_agreement import episode_agreement, summarize_agreement
+from jepa_wm.planning import load_planning_world_model
+from planners import ObjectiveConfig
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="oracle_agreement")
+def main(cfg: DictConfig) -> None:
+    path = Path(cfg.results)
+    if not path.is_file():
+        raise SystemExit(f"error: results file {path} not found: expected the results.json of experiments/plan.py")
+    try:
+        results = json.loads(path.read_text())
+        config, episodes = results["config"], results["episodes"]
+        task, world = config["task"], config["world_model"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise SystemExit(f"error: {path} is not a results.json of experiments/plan.py (expected JSON with "
+                         f"config.task, config.world_model and episodes): {type(err).__name__}: {err}") from None
+    predictor = cfg.predictor or world["predictor"]
+    if predictor is None:
+        raise SystemExit("error: the results name no predictor (world_model.predictor=null): pass predictor=<checkpoint>")
+    env = envs.make_from_config(task)
+    try:
+        world_model = load_planning_world_model(world["encoder"], predictor, image_size=env.unwrapped.image_hw,
+                                                precision=world["precision"],
+                                                check_fingerprint=world["check_fingerprint"])
+        objective = ObjectiveConfig(**config["objective"])
+        every = (config.get("subgoals") or {}).get("every")
+        steps = []
+        chosen = episodes if cfg.episodes is None else episodes[: int(cfg.episodes)]
+        for episode in tqdm(chosen, desc="episodes", disable=not cfg.progress):
+            steps += episode_agreement(env, world_model, episode, objective=objective, every=every,
+                                       candidates=cfg.candidates, noise=cfg.noise, seed=cfg.seed)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    finally:
+        env.close()
+    summary = summarize_agreement(steps)
+    out = Path(cfg.out) if cfg.out else path.with_name("agreement.json")
+    out.write_text(json.dumps({"results": str(path), "predictor": str(predictor), "candidates": cfg.candidates,
+                               "noise": cfg.noise, "summary": summary, "steps": [asdict(s) for s in steps]}, indent=1))
+    for name, row in summary.items():
+        log.info("%-14s %3d steps: rank correlation %.2f, gripper agreement %.2f (|preference| predicted %.4f, "
+                 "true %.4f)", name, row["steps"], row["median_rank_correlation"], row["gripper_agreement"],
+                 row["median_abs_gripper_gap_predicted"], row["median_abs_gripper_gap_true"])
+    log.info("written to %s", out)
+
+
+if __name__ == "__main__":
+    main()

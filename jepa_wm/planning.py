@@ -62,6 +62,9 @@ TRAIN_HINT = ("train one with `python experiments/pretrain_encoder.py` (encoder)
               "`python experiments/train_predictor.py encoder=<encoder.pt> run_dir=<run dir>` (predictor)")
 
 
+GRIPPER_GOALS = (None, "demo")  # where goals' gripper targets come from (EpisodeConfig.gripper_goals)
+
+
 @dataclass(frozen=True)
 class EpisodeConfig:
     """How one planning episode runs.
@@ -82,6 +85,9 @@ class EpisodeConfig:
             the encoder's energy alone, privileged and slow.
         workspace: a box the planned grip-site positions should stay in (from the observed
             robot state and the planned deltas), charged as a cost; ``None``: no box.
+        gripper_goals: ``"demo"``: each goal's gripper target (``objective.gripper_weight``) is
+            the gripper the expert had at that goal image (:func:`demo_gripper_targets`;
+            privileged, a diagnostic); ``None``: goals have no gripper target.
     """
 
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -93,8 +99,11 @@ class EpisodeConfig:
     max_steps: int | None = None
     oracle: bool = False
     workspace: WorkspaceBox | None = None
+    gripper_goals: str | None = None
 
     def __post_init__(self) -> None:
+        if self.gripper_goals not in GRIPPER_GOALS:
+            raise ValueError(f"gripper_goals must be one of {list(GRIPPER_GOALS)}, got {self.gripper_goals!r}")
         if not self.hint_scale > 0:
             raise ValueError(f"hint_scale must be positive, got {self.hint_scale}")
         for name in ("max_steps", "every"):  # None: the time limit / no extra sub-goals
@@ -280,24 +289,39 @@ def subgoal_config(goals: GoalImages, config: EpisodeConfig) -> SubgoalConfig:
 
 
 @dataclass(frozen=True)
-class WeightedGoal:
-    """A goal latent ``(N, D)`` with the weights ``(N,)`` of its tokens in the energy."""
+class Goal:
+    """A goal for the MPC beyond its latent ``(N, D)``: the weights ``(N,)`` of its tokens in
+    the energy and its gripper target (-1 open, +1 closed; :class:`planners.LatentGoalCost`)."""
 
     latent: Tensor
-    token_weights: Tensor
+    token_weights: Tensor | None = None
+    gripper: float | None = None
 
 
-def weighted_goals(latents: Tensor, first: Tensor, change_weight: float) -> list[WeightedGoal]:
-    """Goal latents ``(G, N, D)`` in order, each weighted by how its tokens change from the goal
-    before (the first goal: from ``first`` ``(N, D)``, the episode's first observation);
-    :func:`planners.change_token_weights`."""
+def planning_goals(latents: Tensor, first: Tensor, change_weight: float = 0.0,
+                   grippers: Sequence[float] | None = None) -> list[Goal]:
+    """Goal latents ``(G, N, D)`` in order as :class:`Goal`: with ``change_weight``, each weighted
+    by how its tokens change from the goal before (the first goal: from ``first`` ``(N, D)``, the
+    episode's first observation; :func:`planners.change_token_weights`), and with its entry of
+    ``grippers`` (one per goal) as its gripper target."""
+    if grippers is not None and len(grippers) != len(latents):
+        raise ValueError(f"expected one gripper target per goal ({len(latents)}), got {len(grippers)}")
     previous = torch.cat([first[None].to(latents), latents[:-1]])  # (G, N, D)
-    return [WeightedGoal(goal, change_token_weights(goal, before, change_weight))
-            for goal, before in zip(latents, previous, strict=True)]
+    return [Goal(goal, change_token_weights(goal, before, change_weight) if change_weight else None,
+                 None if grippers is None else float(grippers[i]))
+            for i, (goal, before) in enumerate(zip(latents, previous, strict=True))]
 
 
-def _goal_parts(goal: Tensor | WeightedGoal) -> tuple[Tensor, Tensor | None]:
-    return (goal.latent, goal.token_weights) if isinstance(goal, WeightedGoal) else (goal, None)
+def demo_gripper_targets(goals: GoalImages, gripper_open: float) -> list[float]:
+    """The gripper command each goal image shows, from the expert's state there (privileged: a
+    diagnostic of what a gripper read from the goal images would give): +1 (closed) where the
+    fingers are less than 80% of ``gripper_open`` apart (shut, or closed on a cube), else -1."""
+    openings = np.asarray(goals.states, dtype=float)[:, 6]
+    return [1.0 if opening < 0.8 * gripper_open else -1.0 for opening in openings]
+
+
+def _goal_parts(goal: Tensor | Goal) -> tuple[Tensor, Tensor | None, float | None]:
+    return (goal.latent, goal.token_weights, goal.gripper) if isinstance(goal, Goal) else (goal, None, None)
 
 
 # ---------------------------------------------------------------------- cost
@@ -305,7 +329,7 @@ class WorldModelCosts:
     """``make_cost`` and ``energy_fn`` for :class:`planners.MPC` from a world model.
 
     Observations are env dicts ``{"image": (H, W, 3) uint8, "state": (7,)}``, goals latents
-    ``(N, D)`` or :class:`WeightedGoal`. The latest observation's latent is kept, so the energy
+    ``(N, D)`` or :class:`Goal`. The latest observation's latent is kept, so the energy
     and the cost of one step encode it once. With a ``workspace`` box, plans are charged for
     leaving it (positions from the observed state and the world model's ``integration.pos_scale``).
     """
@@ -325,11 +349,11 @@ class WorldModelCosts:
                 self._last = (image, self.world_model.encode(image_tensor(image)))  # (N, D)
         return self._last[1]
 
-    def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor | WeightedGoal) -> LatentGoalCost:
+    def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor | Goal) -> LatentGoalCost:
         """Cost of candidate actions ``(B, H, 7)``: energy of their rollout from ``obs`` vs ``goal``."""
-        latent, weights = _goal_parts(goal)
+        latent, weights, gripper = _goal_parts(goal)
         return LatentGoalCost(self.rollout_fn(obs), latent, self.objective, self.penalty(obs),
-                              observed=self.latent(obs), token_weights=weights)
+                              observed=self.latent(obs), token_weights=weights, gripper_target=gripper)
 
     def rollout_fn(self, obs: Mapping[str, np.ndarray]) -> Callable[[Tensor], Tensor]:
         """The predicted latents of candidate actions from ``obs``: ``(B, H, 7) -> (B, H, N, D)``."""
@@ -344,9 +368,9 @@ class WorldModelCosts:
         start = torch.as_tensor(obs["state"][:3], dtype=torch.float32)  # (3,) observed grip site
         return partial(self.workspace.cost, start, pos_scale=self.world_model.integration.pos_scale)
 
-    def energy(self, obs: Mapping[str, np.ndarray], goal: Tensor | WeightedGoal) -> float:
+    def energy(self, obs: Mapping[str, np.ndarray], goal: Tensor | Goal) -> float:
         """Energy of the observation itself toward ``goal``."""
-        latent, weights = _goal_parts(goal)
+        latent, weights, _ = _goal_parts(goal)
         return float(latent_energy(self.latent(obs)[None], latent, self.objective.distance, self.objective.smoothing,
                                    token_weights=weights))
 
@@ -381,8 +405,11 @@ def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Pl
     schedule_config = subgoal_config(goals, config)
     latents = encode_goals(world_model, goals)  # (G, N, D)
     weight = config.objective.change_weight
-    schedule = SubgoalSchedule(weighted_goals(latents, costs.latent(obs), weight) if weight else list(latents),
-                               schedule_config)
+    grippers = (demo_gripper_targets(goals, world_model.integration.gripper_open)
+                if config.gripper_goals == "demo" else None)
+    targets = (planning_goals(latents, costs.latent(obs), weight, grippers) if weight or grippers
+               else list(latents))
+    schedule = SubgoalSchedule(targets, schedule_config)
     mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy, far_planner=far_planner)
     mpc.reset(schedule, seed=seed)
     limit = config.max_steps or env.spec.max_episode_steps

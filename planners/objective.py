@@ -29,6 +29,11 @@ frame and the goal latent, averaged over all patch tokens and channels. Here:
   arm's base or the table's, so a small object's tokens count more. ``token_weights`` of
   :func:`latent_energy` and :class:`LatentGoalCost` take the weights; who computes them (from
   the goals in order) is the caller's business (``jepa_wm.planning``).
+* ``gripper_weight`` (default 0: none, as the paper) charges a plan whose gripper command
+  differs from a goal's gripper target (-1 open, +1 closed; ``gripper_target`` of
+  :class:`LatentGoalCost`): ``w * mean_t |a[t, gripper_dim] - target| / 2``. The energy of
+  latents sees the fingers only a little; where the goal's gripper state is known (read from the
+  goal image, or the expert's at it), this term sets the command.
 
 :class:`LatentGoalCost` wraps a ``rollout(actions) -> predicted latents`` callable and a goal
 latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model. An
@@ -72,6 +77,9 @@ class ObjectiveConfig:
         change_weight: ``lambda`` in ``[0, 1]``: tokens weighted ``(1 - lambda) + lambda * c / mean(c)``
             with ``c`` each token's change from the previous goal (:func:`change_token_weights`);
             0: all tokens alike.
+        gripper_weight: cost per unit of ``|command - target| / 2`` (1 for the opposite binary
+            command), averaged over the plan's steps, when the goal has a gripper target; 0: none.
+        gripper_dim: the action dimension of the gripper command.
     """
 
     distance: Distance = "l1"
@@ -81,10 +89,16 @@ class ObjectiveConfig:
     smoothing: int | Sequence[int] = 1
     anchor: bool = False
     change_weight: float = 0.0
+    gripper_weight: float = 0.0
+    gripper_dim: int = 6
 
     def __post_init__(self) -> None:
         if not 0 <= self.change_weight <= 1:
             raise ValueError(f"change_weight must be in [0, 1], got {self.change_weight}")
+        if not self.gripper_weight >= 0:
+            raise ValueError(f"gripper_weight must be >= 0, got {self.gripper_weight}")
+        if not isinstance(self.gripper_dim, int) or self.gripper_dim < 0:
+            raise ValueError(f"gripper_dim must be a non-negative action index, got {self.gripper_dim!r}")
         if self.distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {self.distance!r}")
         if self.steps not in STEPS:
@@ -208,12 +222,14 @@ class LatentGoalCost:
         penalty: ``actions (B, H, A) -> (B,)`` added to the cost (``None``: nothing).
         observed: the current observation's latent ``(N, D)``; required with ``config.anchor``.
         token_weights: ``(N,)`` weights of the goal's tokens in the energy (``None``: all alike).
+        gripper_target: the goal's gripper command in ``[-1, 1]`` for ``config.gripper_weight``
+            (``None``: no gripper cost).
     """
 
     def __init__(self, rollout: Callable[[Tensor], Tensor], goal: Tensor,
                  config: ObjectiveConfig = ObjectiveConfig(),
                  penalty: Callable[[Tensor], Tensor] | None = None, observed: Tensor | None = None,
-                 token_weights: Tensor | None = None) -> None:
+                 token_weights: Tensor | None = None, gripper_target: float | None = None) -> None:
         if not callable(rollout):
             raise TypeError(f"rollout must be callable actions -> z_pred, got {type(rollout).__name__}")
         if not isinstance(goal, Tensor) or goal.ndim != 2:
@@ -228,6 +244,9 @@ class LatentGoalCost:
         self.penalty = penalty
         self.observed = observed
         self.token_weights = token_weights
+        if gripper_target is not None and not -1 <= gripper_target <= 1:
+            raise ValueError(f"gripper_target must be a command in [-1, 1], got {gripper_target}")
+        self.gripper_target = gripper_target
 
     @property
     def device(self) -> torch.device:
@@ -243,6 +262,12 @@ class LatentGoalCost:
                 raise ValueError(f"action_dims {dims} out of range for actions {tuple(actions.shape)}")
             moves = actions[..., dims].abs().sum(-1).mean(-1)  # (B,)
             cost = cost + self.config.action_weight * moves.to(cost)
+        if self.config.gripper_weight != 0 and self.gripper_target is not None:
+            dim = self.config.gripper_dim
+            if dim >= actions.shape[-1]:
+                raise ValueError(f"gripper_dim {dim} out of range for actions {tuple(actions.shape)}")
+            mismatch = (actions[..., dim] - self.gripper_target).abs().mean(-1) / 2  # (B,)
+            cost = cost + self.config.gripper_weight * mismatch.to(cost)
         if self.penalty is not None:
             cost = cost + self.penalty(actions).to(cost)
         return cost

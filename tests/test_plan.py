@@ -20,8 +20,8 @@ from envs.interface import GoalImages
 from jepa_wm.data import HELD_OUT_SEED_START
 from jepa_wm.plan_runner import PlanSetupError, build, run_episodes, workspace_box
 from jepa_wm.planning import (
-    EpisodeConfig, WeightedGoal, WorldModelCosts, encode_goals, load_planning_world_model, plot_energies, run_episode,
-    subgoal_config, summarize, weighted_goals, write_episode_video,
+    EpisodeConfig, Goal, WorldModelCosts, demo_gripper_targets, encode_goals, load_planning_world_model, planning_goals,
+    plot_energies, run_episode, subgoal_config, summarize, write_episode_video,
 )
 from planners import MPCConfig, ObjectiveConfig, available_planners, change_token_weights, make_planner
 from tests.helpers import (
@@ -95,7 +95,7 @@ def test_change_weighted_goals_weigh_each_goal_by_its_change_from_the_one_before
     obs, _ = env.reset(seed=SEED)
     latents = encode_goals(world_model, env.unwrapped.goal_images())  # (3, N, D): behind, pushed, final
     first = WorldModelCosts(world_model).latent(obs)
-    goals = weighted_goals(latents, first, 0.5)
+    goals = planning_goals(latents, first, 0.5)
     torch.testing.assert_close(torch.stack([g.latent for g in goals]), latents)
     for goal, before in zip(goals, [first, latents[0], latents[1]], strict=True):
         torch.testing.assert_close(goal.token_weights, change_token_weights(goal.latent, before, 0.5))
@@ -106,12 +106,31 @@ def test_change_weighted_goals_weigh_each_goal_by_its_change_from_the_one_before
     per_token = (costs.latent(obs) - latents[1]).abs().mean(-1)  # (N,)
     assert costs.energy(obs, goals[1]) == pytest.approx(float((per_token * weights).mean()), rel=1e-5)
     assert costs.energy(obs, latents[1]) == pytest.approx(float(per_token.mean()), rel=1e-5)
-    assert isinstance(goals[0], WeightedGoal)
+    assert isinstance(goals[0], Goal) and goals[0].gripper is None
+    assert planning_goals(latents, first)[0].token_weights is None  # no weighting: no weights
     # and an episode runs with them
     config = EpisodeConfig(objective=ObjectiveConfig(change_weight=0.5), steps_per_goal=(1, 1), max_steps=3)
     result = run_episode(env, world_model, tiny_planner(), config, seed=SEED, keep_frames=False)
     assert result.steps == 3 and result.mpc["goal_indices"] == [0, 1, 2]
     assert all(np.isfinite(result.mpc["observed_energies"]))
+
+
+def test_demo_gripper_targets_follow_the_experts_fingers_and_set_the_command(checkpoints):
+    env = envs.make("pick_place", image_size=IMG)
+    env.reset(seed=SEED)
+    goals = env.unwrapped.goal_images()  # at_cube (open), closed, grasped, above_target, placed (on the cube), final (open)
+    assert demo_gripper_targets(goals, 0.09) == [-1.0, 1.0, 1.0, 1.0, 1.0, -1.0]
+    world_model = load_planning_world_model(*checkpoints, image_size=IMG)
+    config = EpisodeConfig(objective=ObjectiveConfig(gripper_weight=10.0), steps_per_goal=(1, 1, 1, 1, 1),
+                           gripper_goals="demo", max_steps=6)
+    result = run_episode(env, world_model, tiny_planner(), config, seed=SEED, keep_frames=False)
+    # a weight far above the micro model's energies: each step commands its goal's gripper (the micro
+    # planner's gripper is continuous: the command's sign)
+    assert [float(np.sign(a[6])) for a in result.mpc["actions"]] == [-1.0, 1.0, 1.0, 1.0, 1.0, -1.0]
+    with pytest.raises(ValueError, match="gripper_goals must be one of"):
+        EpisodeConfig(gripper_goals="probe")
+    with pytest.raises(ValueError, match="one gripper target per goal"):
+        planning_goals(torch.zeros(2, 4, 3), torch.zeros(4, 3), grippers=[1.0])
 
 
 def test_far_planner_plans_while_the_goal_is_far(checkpoints):

@@ -184,3 +184,20 @@ def test_change_token_weights_by_hand_and_in_the_energy() -> None:
         latent_energy(torch.stack([wrong_still]), goal, token_weights=torch.ones(3))
     with pytest.raises(ValueError, match="change_weight"):
         ObjectiveConfig(change_weight=-0.1)
+
+
+def test_gripper_cost_by_hand() -> None:
+    goal = torch.zeros(2, 3)
+    cost = LatentGoalCost(lambda a: torch.zeros(a.shape[0], 2, 3), goal, ObjectiveConfig(gripper_weight=0.1),
+                          gripper_target=1.0)
+    actions = torch.zeros(3, 2, 7)  # (B, H=2, A)
+    actions[0, :, 6] = 1.0  # closed both steps: as the target, no cost
+    actions[1, :, 6] = -1.0  # open both steps: |-1 - 1| / 2 = 1 per step
+    actions[2, 0, 6], actions[2, 1, 6] = -1.0, 1.0  # open then closed: mean 0.5
+    torch.testing.assert_close(cost(actions), torch.tensor([0.0, 0.1, 0.05]))
+    no_target = LatentGoalCost(lambda a: torch.zeros(a.shape[0], 2, 3), goal, ObjectiveConfig(gripper_weight=0.1))
+    torch.testing.assert_close(no_target(actions), torch.zeros(3))
+    with pytest.raises(ValueError, match="gripper_target"):
+        LatentGoalCost(lambda a: a, goal, gripper_target=2.0)
+    with pytest.raises(ValueError, match="gripper_weight"):
+        ObjectiveConfig(gripper_weight=-1.0)

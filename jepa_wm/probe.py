@@ -4,6 +4,8 @@ A ridge regressor maps the features of single frames to positions (metres), is f
 frames of training episodes and scored by R^2 on held-out episodes:
 
 * gripper: ``obs/state[:, :3]`` (end-effector xyz);
+* opening: the gripper opening, state entry 6 (how far apart the fingers are: whether the
+  frame shows the gripper open or closed);
 * object: ``obs/object[:, :3]`` (robomimic's privileged object state; its first three values
   are the first object's xyz). Frames of episodes without ``obs/object`` are left out of
   this probe (with a warning).
@@ -49,7 +51,8 @@ class ProbeFrames:
 
     Attributes:
         images: uint8 (N, 3, H, W).
-        targets: name -> float64 (N, 3) positions (``gripper``, and ``object`` when stored).
+        targets: name -> float64 (N, k) values: ``gripper`` (N, 3), ``opening`` (N, 1), and ``object``
+            (N, 3) when stored.
         episodes: int (N,) index of each frame's episode (for grouped cross-validation).
     """
 
@@ -59,7 +62,7 @@ class ProbeFrames:
 
 
 def load_probe_frames(episodes: Sequence[EpisodeRef], frame_stride: int = 1) -> ProbeFrames:
-    """Every ``frame_stride``-th observation of each episode, with gripper (and object) xyz.
+    """Every ``frame_stride``-th observation of each episode, with gripper xyz and opening (and object xyz).
 
     Episodes without ``obs/object`` (e.g. ``reach``) get NaN object positions; the object
     probe then uses only the frames that have one. No ``object`` target at all when no
@@ -69,7 +72,7 @@ def load_probe_frames(episodes: Sequence[EpisodeRef], frame_stride: int = 1) -> 
         raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
     if not episodes:
         raise ValueError("need at least one episode")
-    images, gripper, objects, owner = [], [], [], []
+    images, gripper, openings, objects, owner = [], [], [], [], []
     without_object = 0
     handles: dict[str, h5py.File] = {}
     try:
@@ -81,6 +84,7 @@ def load_probe_frames(episodes: Sequence[EpisodeRef], frame_stride: int = 1) -> 
             images.append(obs[fmt.image_key][::frame_stride])  # (n, H, W, 3)
             state = fmt.build_state({key: obs[key][::frame_stride] for key, _ in fmt.state_keys})
             gripper.append(state[:, :3])
+            openings.append(state[:, 6:7])
             owner.append(np.full(len(state), index))
             if OBJECT_KEY in obs:
                 objects.append(obs[OBJECT_KEY][::frame_stride, :3])
@@ -90,7 +94,8 @@ def load_probe_frames(episodes: Sequence[EpisodeRef], frame_stride: int = 1) -> 
     finally:
         for handle in handles.values():
             handle.close()
-    targets = {"gripper": np.concatenate(gripper).astype(np.float64)}
+    targets = {"gripper": np.concatenate(gripper).astype(np.float64),
+               "opening": np.concatenate(openings).astype(np.float64)}
     if without_object:
         logger.warning("%d of %d episodes have no obs/%s: the object probe leaves them out",
                        without_object, len(episodes), OBJECT_KEY)

@@ -77,8 +77,11 @@ def test_probe_frames_features_and_results(tmp_path: Path, video_file: Path, mic
     assert frames.targets["object"][:4, 0].tolist() == [0.0, 30.0, 60.0, 90.0]  # first 3 of obs/object
     assert np.isnan(frames.targets["object"][-4:]).all()  # demo_5 has none
     assert frames.targets["gripper"].shape == (24, 3) and frames.episodes.tolist()[:5] == [0, 0, 0, 0, 1]
+    with h5py.File(path, "r") as f:  # the opening is state entry 6 (obs/state's last column here)
+        first = f["data"][episodes[0].demo]["obs"]["state"][::3, 6]
+    np.testing.assert_allclose(frames.targets["opening"][:4, 0], first)
     without = load_probe_frames(ClipDataset(video_file, clip_len=2, split="all").episodes, frame_stride=3)
-    assert sorted(without.targets) == ["gripper"]
+    assert sorted(without.targets) == ["gripper", "opening"]
 
     torch.manual_seed(0)
     encoder = FrozenEncoder(VisionTransformer(micro_vit))
@@ -89,7 +92,7 @@ def test_probe_frames_features_and_results(tmp_path: Path, video_file: Path, mic
     train = load_probe_frames(episodes[:4], frame_stride=1)
     test = load_probe_frames(episodes[4:], frame_stride=1)
     results = {"pixels": probe_features(pixel_features(train.images, 8), train, pixel_features(test.images, 8), test)}
-    assert sorted(results["pixels"]) == ["gripper", "object"]
+    assert sorted(results["pixels"]) == ["gripper", "object", "opening"]
     assert results["pixels"]["gripper"]["test_frames"] == 24 and results["pixels"]["object"]["test_frames"] == 12
     for scores in results["pixels"].values():
         assert np.isfinite(scores["r2"]) and scores["r2"] <= 1.0 and scores["train_r2"] >= scores["r2"]

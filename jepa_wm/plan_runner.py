@@ -98,8 +98,13 @@ def _far_planner(resolved: Mapping[str, Any], device: torch.device) -> Planner |
 def _check_task_fits(env: gym.Env, config: EpisodeConfig) -> None:
     """Raise ``ValueError`` when ``config``'s sub-goal steps or oracle do not fit ``env``'s task;
     warn about settings the task ignores (sub-goal steps of a single-goal task, ``max_steps``
-    beyond the time limit)."""
+    beyond the time limit) or that do nothing alone (a gripper cost without gripper targets,
+    or targets without a cost)."""
     task = env.unwrapped
+    if (config.objective.gripper_weight > 0) != (config.gripper_goals is not None):
+        logger.warning("objective.gripper_weight=%g with subgoals.gripper_goals=%s does nothing: the gripper cost needs "
+                       "both (e.g. objective.gripper_weight=0.05 subgoals.gripper_goals=demo)",
+                       config.objective.gripper_weight, config.gripper_goals)
     if config.oracle and not callable(getattr(task, "set_sim_state", None)):
         raise ValueError(f"world_model.oracle=true needs an env that restores simulator states "
                          f"(set_sim_state); {type(task).__name__} has none")

@@ -32,8 +32,9 @@ frame and the goal latent, averaged over all patch tokens and channels. Here:
 * ``gripper_weight`` (default 0: none, as the paper) charges a plan whose gripper command
   differs from a goal's gripper target (-1 open, +1 closed; ``gripper_target`` of
   :class:`LatentGoalCost`): ``w * mean_t |a[t, gripper_dim] - target| / 2``. The energy of
-  latents sees the fingers only a little; where the goal's gripper state is known (read from the
-  goal image, or the expert's at it), this term sets the command.
+  latents sees the fingers only a little; where a goal's gripper state is known, this term sets
+  the command (``jepa_wm.planning``: today only the expert's gripper at each goal image, a
+  privileged diagnostic; the shipped encoder cannot read it from the image).
 
 :class:`LatentGoalCost` wraps a ``rollout(actions) -> predicted latents`` callable and a goal
 latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model. An

@@ -274,6 +274,14 @@ def test_settings_that_do_not_fit_the_task_fail_before_any_episode(checkpoints, 
         build(resolve("task=reach", "max_steps=500", "subgoals.steps_per_goal=[3]"), cpu)[0].close()
     assert "beyond the task's time limit: episodes end after 40 steps" in caplog.text
     assert "steps_per_goal is ignored: task 'reach' has a single goal" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="jepa_wm.plan_runner"):
+        build(resolve("objective.gripper_weight=0.05"), cpu)[0].close()
+    assert "gripper_weight=0.05 with subgoals.gripper_goals=None does nothing" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="jepa_wm.plan_runner"):
+        build(resolve("objective.gripper_weight=0.05", "subgoals.gripper_goals=demo"), cpu)[0].close()
+    assert "gripper" not in caplog.text
     # the script prints the message without a traceback
     with pytest.raises(SystemExit, match=r"error: .*one entry per goal"):
         run_script("plan.py", *base, "subgoals.steps_per_goal=[8,10]", f"hydra.run.dir={tmp_path / 'run'}",

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 import envs
+from jepa_wm.gripper_reader import GripperReader
 from jepa_wm.planning import EpisodeConfig, EpisodeResult, load_planning_world_model, run_episode, write_episode_video
 from jepa_wm.world_model import WorldModel
 from planners import MPCConfig, ObjectiveConfig, SubgoalConfig, SubgoalSchedule, WorkspaceBox
@@ -69,14 +70,35 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
                                                 task=None if world["any_task"] else resolved["task"]["name"])
         planner = instantiate(resolved["planner"], seed=resolved["seed"], device=device)
         far_planner = _far_planner(resolved, device)
+        reader = _gripper_reader(resolved, env)
         config = EpisodeConfig(objective=ObjectiveConfig(**resolved["objective"]), mpc=MPCConfig(**resolved["mpc"]),
                                max_steps=resolved["max_steps"], oracle=world["oracle"], **resolved["subgoals"],
-                               workspace=workspace_box(resolved.get("workspace"), env))
+                               workspace=workspace_box(resolved.get("workspace"), env), gripper_reader=reader)
         _check_task_fits(env, config)
     except (FileNotFoundError, ValueError, TypeError, InstantiationException) as err:
         env.close()
         raise PlanSetupError(str(err)) from err
     return env, world_model, planner, config, far_planner
+
+
+def _gripper_reader(resolved: Mapping[str, Any], env: gym.Env) -> GripperReader | None:
+    """The world model's gripper reader when ``subgoals.gripper_goals=reader``, else ``None``.
+
+    Raises:
+        FileNotFoundError: the reader checkpoint is missing (the message says how to train one).
+        ValueError: no reader configured, or one for another image size than the task's.
+    """
+    if resolved["subgoals"].get("gripper_goals") != "reader":
+        return None
+    path = resolved["world_model"].get("gripper_reader")
+    if path is None:
+        raise ValueError("subgoals.gripper_goals=reader needs world_model.gripper_reader: a checkpoint of "
+                         "experiments/train_gripper_reader.py")
+    reader, _ = GripperReader.load(path)
+    if reader.image_hw != tuple(env.unwrapped.image_hw):
+        raise ValueError(f"the gripper reader {path} reads {reader.image_hw[0]}x{reader.image_hw[1]} images, the task "
+                         f"renders {env.unwrapped.image_hw[0]}x{env.unwrapped.image_hw[1]}: train one on this task's images")
+    return reader
 
 
 def _far_planner(resolved: Mapping[str, Any], device: torch.device) -> Planner | None:

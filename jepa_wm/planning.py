@@ -34,6 +34,7 @@ from jepa_wm.data.collect import HELD_OUT_SEED_START
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.frozen import FrozenEncoder
 from jepa_wm.ensemble import EnsembleWorldModel
+from jepa_wm.gripper_reader import GripperReader
 from jepa_wm.world_model import (
     EncoderOnly,
     WorldModel,
@@ -62,7 +63,7 @@ TRAIN_HINT = ("train one with `python experiments/pretrain_encoder.py` (encoder)
               "`python experiments/train_predictor.py encoder=<encoder.pt> run_dir=<run dir>` (predictor)")
 
 
-GRIPPER_GOALS = (None, "demo")  # where goals' gripper targets come from (EpisodeConfig.gripper_goals)
+GRIPPER_GOALS = (None, "demo", "reader")  # where goals' gripper targets come from (EpisodeConfig.gripper_goals)
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,11 @@ class EpisodeConfig:
             the encoder's energy alone, privileged and slow.
         workspace: a box the planned grip-site positions should stay in (from the observed
             robot state and the planned deltas), charged as a cost; ``None``: no box.
-        gripper_goals: ``"demo"``: each goal's gripper target (``objective.gripper_weight``) is
-            the gripper the expert had at that goal image (:func:`demo_gripper_targets`;
-            privileged, a diagnostic); ``None``: goals have no gripper target.
+        gripper_goals: where each goal's gripper target (``objective.gripper_weight``) comes
+            from: ``"reader"``, read from the goal image by ``gripper_reader``
+            (:mod:`jepa_wm.gripper_reader`); ``"demo"``, the gripper the expert had at that goal
+            image (:func:`demo_gripper_targets`; privileged, a diagnostic); ``None``: no targets.
+        gripper_reader: the :class:`~jepa_wm.gripper_reader.GripperReader` for ``"reader"``.
     """
 
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -100,10 +103,15 @@ class EpisodeConfig:
     oracle: bool = False
     workspace: WorkspaceBox | None = None
     gripper_goals: str | None = None
+    gripper_reader: GripperReader | None = None
 
     def __post_init__(self) -> None:
         if self.gripper_goals not in GRIPPER_GOALS:
             raise ValueError(f"gripper_goals must be one of {list(GRIPPER_GOALS)}, got {self.gripper_goals!r}")
+        if (self.gripper_goals == "reader") != (self.gripper_reader is not None):
+            raise ValueError("gripper_goals='reader' and a gripper_reader go together (world_model.gripper_reader: "
+                             f"a checkpoint of experiments/train_gripper_reader.py); got gripper_goals="
+                             f"{self.gripper_goals!r} with {'a' if self.gripper_reader is not None else 'no'} reader")
         if not self.hint_scale > 0:
             raise ValueError(f"hint_scale must be positive, got {self.hint_scale}")
         for name in ("max_steps", "every"):  # None: the time limit / no extra sub-goals
@@ -405,8 +413,8 @@ def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Pl
     schedule_config = subgoal_config(goals, config)
     latents = encode_goals(world_model, goals)  # (G, N, D)
     weight = config.objective.change_weight
-    grippers = (demo_gripper_targets(goals, world_model.integration.gripper_open)
-                if config.gripper_goals == "demo" else None)
+    grippers = (demo_gripper_targets(goals, world_model.integration.gripper_open) if config.gripper_goals == "demo"
+                else config.gripper_reader.targets(goals.images) if config.gripper_reader is not None else None)
     targets = (planning_goals(latents, costs.latent(obs), weight, grippers) if weight or grippers
                else list(latents))
     schedule = SubgoalSchedule(targets, schedule_config)

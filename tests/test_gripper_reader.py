@@ -1,0 +1,93 @@
+"""The gripper reader: trains on labelled frames, round-trips, and sets the goals' gripper targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+import envs
+from jepa_wm.data import HELD_OUT_SEED_START
+from jepa_wm.gripper_reader import GripperReader, closed_labels, train_gripper_reader
+from jepa_wm.plan_runner import PlanSetupError, build
+from jepa_wm.planning import EpisodeConfig, load_planning_world_model, run_episode
+from planners import ObjectiveConfig
+from tests.helpers import ROOT, tiny_planner, write_tiny_world_model
+
+IMG = 16
+SEED = HELD_OUT_SEED_START
+
+
+def _frames(n: int, seed: int = 0) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Noisy 16x16 frames; the "closed" ones hold a bright 3x3 square somewhere."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, (n, 3, IMG, IMG), dtype=np.uint8)
+    closed = rng.random(n) < 0.4
+    for i in np.flatnonzero(closed):
+        y, x = rng.integers(0, IMG - 3, 2)
+        images[i, :, y : y + 3, x : x + 3] = 250
+    return torch.from_numpy(images), closed, np.arange(n) // 8  # 8 frames per episode
+
+
+def test_labels_and_training_reach_the_pattern(tmp_path):
+    np.testing.assert_array_equal(closed_labels(np.array([0.0, 0.048, 0.0719, 0.0721, 0.09]), 0.09),
+                                  [True, True, True, False, False])  # below 80% of fully open
+    images, closed, episodes = _frames(400)
+    reader, metrics = train_gripper_reader(images, closed, episodes, epochs=8, progress=False)
+    assert metrics["held_out_accuracy"] > 0.9 > metrics["held_out_closed_fraction"]
+    assert metrics["held_out_frames"] + metrics["train_frames"] == 400
+    path = reader.save(tmp_path / "reader.pt", {"note": "test"})
+    loaded, meta = GripperReader.load(path)
+    assert meta == {"note": "test"} and loaded.image_hw == (IMG, IMG)
+    torch.testing.assert_close(loaded(images[:5]), reader(images[:5]))
+    hwc = [image.permute(1, 2, 0).numpy() for image in images[:6]]
+    assert reader.targets(hwc) == [1.0 if c else -1.0 for c in (reader(images[:6]) > 0).tolist()]
+    with pytest.raises(ValueError, match=r"takes images \(B, 3, 16, 16\)"):
+        reader(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(FileNotFoundError, match="train_gripper_reader.py"):
+        GripperReader.load(tmp_path / "none.pt")
+    torch.save({"format": "other"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a gripper reader"):
+        GripperReader.load(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="at least 2 episodes"):
+        train_gripper_reader(images[:8], closed[:8], episodes[:8], epochs=1, progress=False)
+
+
+def test_reader_sets_each_goals_gripper_target(tmp_path):
+    world_model = load_planning_world_model(*write_tiny_world_model(tmp_path, img_size=IMG), image_size=IMG)
+    torch.manual_seed(0)
+    reader = GripperReader((IMG, IMG))
+    env = envs.make("pick_place", image_size=IMG)
+    env.reset(seed=SEED)
+    expected = reader.targets(env.unwrapped.goal_images().images)
+    config = EpisodeConfig(objective=ObjectiveConfig(gripper_weight=10.0), steps_per_goal=(1, 1, 1, 1, 1),
+                           gripper_goals="reader", gripper_reader=reader, max_steps=6)
+    result = run_episode(env, world_model, tiny_planner(), config, seed=SEED, keep_frames=False)
+    assert [float(np.sign(a[6])) for a in result.mpc["actions"]] == expected  # one step per goal
+    with pytest.raises(ValueError, match="go together"):
+        EpisodeConfig(gripper_goals="reader")
+
+
+def test_plan_config_loads_the_reader_or_says_what_is_missing(tmp_path):
+    encoder, predictor = write_tiny_world_model(tmp_path, img_size=IMG)
+    base = ["task=pick_place", f"task.image_size={IMG}", "world_model=tiny", f"world_model.encoder={encoder}",
+            f"world_model.predictor={predictor}", "subgoals.gripper_goals=reader", "objective.gripper_weight=0.05"]
+
+    def resolve(*overrides: str) -> dict:
+        with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+            return OmegaConf.to_container(compose(config_name="plan", overrides=[*base, *overrides]), resolve=True)
+
+    cpu = torch.device("cpu")
+    with pytest.raises(PlanSetupError, match="needs world_model.gripper_reader"):
+        build(resolve(), cpu)
+    with pytest.raises(PlanSetupError, match="train_gripper_reader.py"):
+        build(resolve(f"world_model.gripper_reader={tmp_path / 'none.pt'}"), cpu)
+    GripperReader((8, 8)).save(tmp_path / "small.pt")
+    with pytest.raises(PlanSetupError, match="reads 8x8 images, the task renders 16x16"):
+        build(resolve(f"world_model.gripper_reader={tmp_path / 'small.pt'}"), cpu)
+    GripperReader((IMG, IMG)).save(tmp_path / "reader.pt")
+    env, _, _, config, _ = build(resolve(f"world_model.gripper_reader={tmp_path / 'reader.pt'}"), cpu)
+    env.close()
+    assert isinstance(config.gripper_reader, GripperReader) and config.gripper_goals == "reader"

@@ -10,17 +10,23 @@ Examples::
 Labels every ``frame_stride``-th observation of the episodes in ``data.paths`` closed or open from
 its true gripper opening (``jepa_wm/gripper_reader.py``), trains the CNN on all but ``held_out``
 of the episodes, logs its accuracy on those, and writes it to ``out`` with what it was trained on.
+With ``check=<reader.pt>`` it trains nothing and reads the goal images of the first ``check_seeds``
+held-out episodes of ``check_task`` instead, against the gripper the expert had at each::
+
+    python experiments/train_gripper_reader.py check=jepa_wm/checkpoints/gripper_reader_tiny.pt
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from jepa_wm.data import ClipDataset
-from jepa_wm.gripper_reader import closed_labels, train_gripper_reader
+import envs
+from jepa_wm.data import HELD_OUT_SEED_START, ClipDataset
+from jepa_wm.gripper_reader import GripperReader, closed_labels, goal_agreement, train_gripper_reader
 from jepa_wm.probe import load_probe_frames
 from jepa_wm.state_integration import StateIntegration
 
@@ -29,6 +35,9 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train_gripper_reader")
 def main(cfg: DictConfig) -> None:
+    if cfg.check is not None:
+        check_goals(cfg)
+        return
     try:
         dataset = ClipDataset(list(cfg.data.paths), clip_len=2, split="all")
         frames = load_probe_frames(dataset.episodes, cfg.frame_stride)
@@ -43,6 +52,24 @@ def main(cfg: DictConfig) -> None:
     meta = {**metrics, "gripper_open": gripper_open, "config": OmegaConf.to_container(cfg, resolve=True),
             "data": [summary.to_dict() for summary in dataset.summaries]}
     log.info("held-out accuracy %.3f; written to %s", metrics["held_out_accuracy"], reader.save(cfg.out, meta))
+
+
+
+def check_goals(cfg: DictConfig) -> None:
+    """Read the goal images of ``check_seeds`` held-out episodes of ``check_task`` with the reader at
+    ``check``; log per goal how often it reads the gripper the expert had there."""
+    try:
+        reader, meta = GripperReader.load(cfg.check)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    env = envs.make(cfg.check_task, image_size=reader.image_hw[1])
+    seeds = range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + cfg.check_seeds)
+    try:
+        agreement = goal_agreement(reader, env, seeds, StateIntegration().gripper_open)
+    finally:
+        env.close()
+    log.info("%s goal images of %d held-out %s episodes read as the expert's gripper: %s", cfg.check,
+             cfg.check_seeds, cfg.check_task, json.dumps(agreement))
 
 
 if __name__ == "__main__":

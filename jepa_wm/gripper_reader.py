@@ -142,3 +142,23 @@ def train_gripper_reader(images: Tensor, closed: np.ndarray, episodes: np.ndarra
     logger.info("gripper reader: held-out accuracy %.3f (closed %.2f of those frames), train %.3f",
                 metrics["held_out_accuracy"], metrics["held_out_closed_fraction"], metrics["train_accuracy"])
     return reader, metrics
+
+
+def goal_agreement(reader: GripperReader, env: Any, seeds: Sequence[int], gripper_open: float) -> dict[str, float]:
+    """Per goal name, the fraction of ``seeds`` whose goal image the reader reads as the expert
+    had the gripper there (:func:`jepa_wm.planning.demo_gripper_targets`: closed below 80% of
+    ``gripper_open``), and ``"all"``: the fraction of episodes with every goal read right.
+    ``env``: the task, rendering the reader's image size."""
+    from jepa_wm.planning import demo_gripper_targets  # planning imports this module
+
+    if not seeds:
+        raise ValueError("goal_agreement needs at least one seed")
+    rows = []
+    for seed in seeds:
+        env.reset(seed=int(seed))
+        goals = env.unwrapped.goal_images()
+        truth = demo_gripper_targets(goals, gripper_open)
+        rows.append((goals.names, np.asarray(reader.targets(goals.images)) == np.asarray(truth)))
+    names = rows[0][0]
+    right = np.stack([r for _, r in rows])  # (seeds, goals)
+    return {**{name: float(right[:, i].mean()) for i, name in enumerate(names)}, "all": float(right.all(1).mean())}

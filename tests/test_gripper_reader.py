@@ -10,11 +10,11 @@ from omegaconf import OmegaConf
 
 import envs
 from jepa_wm.data import HELD_OUT_SEED_START
-from jepa_wm.gripper_reader import GripperReader, closed_labels, train_gripper_reader
+from jepa_wm.gripper_reader import GripperReader, closed_labels, goal_agreement, train_gripper_reader
 from jepa_wm.plan_runner import PlanSetupError, build
 from jepa_wm.planning import EpisodeConfig, load_planning_world_model, run_episode
 from planners import ObjectiveConfig
-from tests.helpers import ROOT, tiny_planner, write_tiny_world_model
+from tests.helpers import ROOT, run_script, tiny_planner, write_tiny_world_model
 
 IMG = 16
 SEED = HELD_OUT_SEED_START
@@ -80,8 +80,9 @@ def test_plan_config_loads_the_reader_or_says_what_is_missing(tmp_path):
             return OmegaConf.to_container(compose(config_name="plan", overrides=[*base, *overrides]), resolve=True)
 
     cpu = torch.device("cpu")
+    assert resolve()["world_model"]["gripper_reader"] == "jepa_wm/checkpoints/gripper_reader_tiny.pt"  # shipped
     with pytest.raises(PlanSetupError, match="needs world_model.gripper_reader"):
-        build(resolve(), cpu)
+        build(resolve("world_model.gripper_reader=null"), cpu)
     with pytest.raises(PlanSetupError, match="train_gripper_reader.py"):
         build(resolve(f"world_model.gripper_reader={tmp_path / 'none.pt'}"), cpu)
     GripperReader((8, 8)).save(tmp_path / "small.pt")
@@ -91,3 +92,20 @@ def test_plan_config_loads_the_reader_or_says_what_is_missing(tmp_path):
     env, _, _, config, _ = build(resolve(f"world_model.gripper_reader={tmp_path / 'reader.pt'}"), cpu)
     env.close()
     assert isinstance(config.gripper_reader, GripperReader) and config.gripper_goals == "reader"
+
+
+def test_shipped_reader_reads_the_goal_images_gripper(tmp_path, monkeypatch):
+    """The shipped reader against the expert's gripper on 3 held-out pick_place episodes' goal images."""
+    reader, meta = GripperReader.load(ROOT / "jepa_wm/checkpoints/gripper_reader_tiny.pt")
+    assert meta["config"]["out"].endswith("gripper_reader_tiny.pt") and meta["data"]
+    env = envs.make("pick_place", image_size=reader.image_hw[1])
+    agreement = goal_agreement(reader, env, [SEED, SEED + 1, SEED + 2], 0.09)
+    assert list(agreement) == ["at_cube", "closed", "grasped", "above_target", "placed", "final", "all"]
+    assert agreement["all"] == 1.0
+    with pytest.raises(ValueError, match="at least one seed"):
+        goal_agreement(reader, env, [], 0.09)
+    monkeypatch.chdir(ROOT)  # the check mode of the script runs (it logs the same agreement)
+    run_script("train_gripper_reader.py", "check=jepa_wm/checkpoints/gripper_reader_tiny.pt", "check_seeds=1",
+               monkeypatch=monkeypatch)
+    with pytest.raises(SystemExit, match="train_gripper_reader.py"):
+        run_script("train_gripper_reader.py", f"check={tmp_path / 'none.pt'}", monkeypatch=monkeypatch)

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 import envs
 from envs.interface import GoalImages
 from jepa_wm.data import HELD_OUT_SEED_START
+from jepa_wm.gripper_reader import GripperReader
 from jepa_wm.plan_runner import PlanSetupError, build, run_episodes, workspace_box
 from jepa_wm.planning import (
     EpisodeConfig, Goal, WorldModelCosts, demo_gripper_targets, encode_goals, load_planning_world_model, planning_goals,
@@ -198,7 +199,11 @@ def test_shipped_config_builds_and_lists_choices():
     assert cfg.task.name == "pick_place" and cfg.seed == HELD_OUT_SEED_START and cfg.video
     planner = instantiate(cfg.planner, seed=cfg.seed)
     assert planner.config.num_samples < 800 and planner.horizon == 1
-    EpisodeConfig(**cfg.subgoals)
+    # pick_place reads each goal image's gripper with the shipped reader (task_planning/pick_place.yaml)
+    assert cfg.subgoals.gripper_goals == "reader" and cfg.objective.gripper_weight > 0
+    reader, meta = GripperReader.load(ROOT / cfg.world_model.gripper_reader)
+    assert reader.image_hw == (cfg.task.image_size, cfg.task.image_size) and meta["held_out_accuracy"] > 0.5
+    EpisodeConfig(**cfg.subgoals, gripper_reader=reader)
 
 
 @pytest.mark.parametrize("name", available_planners())
@@ -250,7 +255,8 @@ def test_worker_processes_give_the_sequential_results(checkpoints, tmp_path):
 def test_settings_that_do_not_fit_the_task_fail_before_any_episode(checkpoints, tmp_path, monkeypatch, caplog):
     encoder, predictor = checkpoints
     base = ["task=pick_place", f"task.image_size={IMG}", "max_steps=1", "video=false", "world_model=tiny",
-            f"world_model.encoder={encoder}", f"world_model.predictor={predictor}"]
+            f"world_model.encoder={encoder}", f"world_model.predictor={predictor}",
+            "subgoals.gripper_goals=null"]  # the shipped gripper reader reads 64x64 goal images
 
     def resolve(*overrides: str) -> dict:
         with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):

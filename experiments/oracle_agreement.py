@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import envs
+from jepa_wm.episode_replay import read_plan_results
 from jepa_wm.oracle_agreement import episode_agreement, summarize_agreement
 from jepa_wm.planning import load_planning_world_model
 from planners import ObjectiveConfig
@@ -38,15 +39,12 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="../configs", config_name="oracle_agreement")
 def main(cfg: DictConfig) -> None:
     path = Path(cfg.results)
-    if not path.is_file():
-        raise SystemExit(f"error: results file {path} not found: expected the results.json of experiments/plan.py")
     try:
-        results = json.loads(path.read_text())
-        config, episodes = results["config"], results["episodes"]
-        task, world = config["task"], config["world_model"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise SystemExit(f"error: {path} is not a results.json of experiments/plan.py (expected JSON with "
-                         f"config.task, config.world_model and episodes): {type(err).__name__}: {err}") from None
+        results = read_plan_results(path, ("config.task", "config.world_model", "episodes"))
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    config, episodes = results["config"], results["episodes"]
+    task, world = config["task"], config["world_model"]
     predictor = cfg.predictor or world["predictor"]
     if predictor is None:
         raise SystemExit("error: the results name no predictor (world_model.predictor=null): pass predictor=<checkpoint>")

@@ -45,7 +45,7 @@ from omegaconf import DictConfig
 
 import envs
 from jepa_wm.arrival import calibrate_arrival_energy, calibrate_far_energy, final_goal_observations
-from jepa_wm.episode_replay import as_records, replay_results, summarize_replays
+from jepa_wm.episode_replay import as_records, read_plan_results, replay_results, summarize_replays
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +53,11 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="../configs", config_name="replay_plan")
 def main(cfg: DictConfig) -> None:
     path = Path(cfg.results)
-    if not path.is_file():
-        raise SystemExit(f"error: results file {path} not found: expected the results.json of experiments/plan.py")
     try:
-        results = json.loads(path.read_text())
-        task = results["config"]["task"]
-        results["episodes"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise SystemExit(f"error: {path} is not a results.json of experiments/plan.py (expected JSON with "
-                         f"config.task and episodes): {type(err).__name__}: {err}") from None
+        results = read_plan_results(path)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    task = results["config"]["task"]
     env = envs.make_from_config(task)
     try:
         stats = replay_results(env, results)

@@ -13,8 +13,10 @@ that goal image was taken (``GoalImages.states``), over the steps the goal was t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -128,6 +130,29 @@ def _goal_poses(env: gym.Env, seed: int, steps: int, goal_indices: Sequence[int]
         raise ValueError(f"episode {seed}: expected {steps} goal indices in [0, {len(goals.names)}), "
                          f"got {len(goal_indices)}: {list(goal_indices)[:10]}")
     return [(goals.names[int(i)], np.asarray(goals.states[int(i)][:3], dtype=float)) for i in goal_indices]
+
+
+def read_plan_results(path: str | Path, required: Sequence[str] = ("config.task", "episodes")) -> dict[str, Any]:
+    """The payload of a ``plan.py`` ``results.json`` at ``path``, with the ``required`` entries
+    (dotted paths, e.g. ``"config.world_model"``) checked to be there.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not JSON, or a required entry is missing (the message names them all).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file {path} not found: expected the results.json of experiments/plan.py")
+    try:
+        results = json.loads(path.read_text())
+        for key in required:
+            entry = results
+            for part in key.split("."):
+                entry = entry[part]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a results.json of experiments/plan.py (expected JSON with "
+                         f"{', '.join(required[:-1])} and {required[-1]}): {type(err).__name__}: {err}") from None
+    return results
 
 
 def replay_results(env: gym.Env, results: Mapping[str, Any]) -> list[ReplayStats]:

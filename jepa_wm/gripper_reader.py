@@ -146,19 +146,17 @@ def train_gripper_reader(images: Tensor, closed: np.ndarray, episodes: np.ndarra
 
 def goal_agreement(reader: GripperReader, env: Any, seeds: Sequence[int], gripper_open: float) -> dict[str, float]:
     """Per goal name, the fraction of ``seeds`` whose goal image the reader reads as the expert
-    had the gripper there (:func:`jepa_wm.planning.demo_gripper_targets`: closed below 80% of
-    ``gripper_open``), and ``"all"``: the fraction of episodes with every goal read right.
-    ``env``: the task, rendering the reader's image size."""
-    from jepa_wm.planning import demo_gripper_targets  # planning imports this module
-
+    had the gripper there (:func:`closed_labels` of the expert's opening at the image, as
+    :func:`jepa_wm.planning.demo_gripper_targets`), and ``"all"``: the fraction of episodes with
+    every goal read right. ``env``: the task, rendering the reader's image size."""
     if not seeds:
         raise ValueError("goal_agreement needs at least one seed")
     rows = []
     for seed in seeds:
         env.reset(seed=int(seed))
         goals = env.unwrapped.goal_images()
-        truth = demo_gripper_targets(goals, gripper_open)
-        rows.append((goals.names, np.asarray(reader.targets(goals.images)) == np.asarray(truth)))
+        truth = np.where(closed_labels(np.asarray(goals.states, dtype=float)[:, 6], gripper_open), 1.0, -1.0)
+        rows.append((goals.names, np.asarray(reader.targets(goals.images)) == truth))
     names = rows[0][0]
     right = np.stack([r for _, r in rows])  # (seeds, goals)
     return {**{name: float(right[:, i].mean()) for i, name in enumerate(names)}, "all": float(right.all(1).mean())}

@@ -12,9 +12,9 @@ encoder's latents of the simulator's true next frames. Per step it records:
   executed one and others with its delta xyz perturbed by Gaussian noise (``noise`` action
   units, clipped to [-1, 1]); 1 means the predictor orders these moves as the truth does;
 * the gripper: the energies of the executed action and of the same action with its gripper
-  command negated (open <-> closed), as predicted and as true: ``gripper_agrees`` when both
-  prefer the same command, and the size of each preference (how much the energy sees the
-  fingers).
+  command (``objective.gripper_dim``) negated (open <-> closed), as predicted and as true:
+  ``gripper_agrees`` when both prefer the same command, and the size of each preference (how
+  much the energy sees the fingers).
 
 Privileged (it steps the simulator) and for analysis only, like the oracle.
 """
@@ -35,9 +35,6 @@ from jepa_wm.planning import WorldModelCosts, encode_goals
 from jepa_wm.simulator_costs import SimulatorCosts
 from jepa_wm.world_model import WorldModel
 from planners import ObjectiveConfig
-
-GRIPPER_DIM = ACTION_DIM - 1  # the gripper command is the action's last entry (envs.interface)
-
 
 @dataclass(frozen=True)
 class StepAgreement:
@@ -107,7 +104,7 @@ def episode_agreement(env: gym.Env, world_model: WorldModel, episode: Mapping[st
     for step, (action, index) in enumerate(zip(actions, indices, strict=True)):
         batch = candidate_actions(np.asarray(action), candidates, noise, generator)  # (C, 1, 7)
         flipped = batch[:1].clone()
-        flipped[..., GRIPPER_DIM] = -flipped[..., GRIPPER_DIM]
+        flipped[..., objective.gripper_dim] = -flipped[..., objective.gripper_dim]
         batch = torch.cat([batch, flipped])  # (C + 1, 1, 7): the last one, the executed with the gripper flipped
         goal = latents[int(index)]
         with torch.no_grad():

@@ -34,7 +34,7 @@ from jepa_wm.data.collect import HELD_OUT_SEED_START
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.frozen import FrozenEncoder
 from jepa_wm.ensemble import EnsembleWorldModel
-from jepa_wm.gripper_reader import GripperReader
+from jepa_wm.gripper_reader import GripperReader, closed_labels
 from jepa_wm.world_model import (
     EncoderOnly,
     WorldModel,
@@ -324,8 +324,8 @@ def demo_gripper_targets(goals: GoalImages, gripper_open: float) -> list[float]:
     """The gripper command each goal image shows, from the expert's state there (privileged: a
     diagnostic of what a gripper read from the goal images would give): +1 (closed) where the
     fingers are less than 80% of ``gripper_open`` apart (shut, or closed on a cube), else -1."""
-    openings = np.asarray(goals.states, dtype=float)[:, 6]
-    return [1.0 if opening < 0.8 * gripper_open else -1.0 for opening in openings]
+    closed = closed_labels(np.asarray(goals.states, dtype=float)[:, 6], gripper_open)
+    return [1.0 if shut else -1.0 for shut in closed]
 
 
 def _goal_parts(goal: Tensor | Goal) -> tuple[Tensor, Tensor | None, float | None]:

@@ -328,6 +328,15 @@ def demo_gripper_targets(goals: GoalImages, gripper_open: float) -> list[float]:
     return [1.0 if shut else -1.0 for shut in closed]
 
 
+def _gripper_targets(goals: GoalImages, config: EpisodeConfig, gripper_open: float) -> list[float] | None:
+    """Each goal's gripper target as ``config.gripper_goals`` says (``None``: no targets)."""
+    if config.gripper_goals == "demo":
+        return demo_gripper_targets(goals, gripper_open)
+    if config.gripper_goals == "reader":
+        return config.gripper_reader.targets(goals.images)  # type: ignore[union-attr]  (checked by EpisodeConfig)
+    return None
+
+
 def _goal_parts(goal: Tensor | Goal) -> tuple[Tensor, Tensor | None, float | None]:
     return (goal.latent, goal.token_weights, goal.gripper) if isinstance(goal, Goal) else (goal, None, None)
 
@@ -413,8 +422,7 @@ def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Pl
     schedule_config = subgoal_config(goals, config)
     latents = encode_goals(world_model, goals)  # (G, N, D)
     weight = config.objective.change_weight
-    grippers = (demo_gripper_targets(goals, world_model.integration.gripper_open) if config.gripper_goals == "demo"
-                else config.gripper_reader.targets(goals.images) if config.gripper_reader is not None else None)
+    grippers = _gripper_targets(goals, config, world_model.integration.gripper_open)
     targets = (planning_goals(latents, costs.latent(obs), weight, grippers) if weight or grippers
                else list(latents))
     schedule = SubgoalSchedule(targets, schedule_config)

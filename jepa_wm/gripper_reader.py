@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from jepa_wm.world_model import image_tensor
+
 logger = logging.getLogger(__name__)
 
 CLOSED_FRACTION = 0.8  # an opening below this fraction of the fully open one counts as closed
@@ -66,7 +68,7 @@ class GripperReader(nn.Module):
     @torch.no_grad()
     def targets(self, images: Sequence[np.ndarray]) -> list[float]:
         """Gripper commands (+1 closed, -1 open) that uint8 ``(H, W, 3)`` images show."""
-        batch = torch.stack([torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1) for image in images])
+        batch = torch.stack([image_tensor(image) for image in images])  # (B, 3, H, W)
         return [1.0 if logit > 0 else -1.0 for logit in self.eval()(batch).tolist()]
 
     def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:

@@ -35,11 +35,12 @@ from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.frozen import FrozenEncoder
 from jepa_wm.ensemble import EnsembleWorldModel
 from jepa_wm.gripper_reader import GripperReader, closed_labels
-from jepa_wm.world_model import (
+from jepa_wm.world_model import (  # image_tensor also re-exported: simulator_costs and scripts import it from here
     EncoderOnly,
     WorldModel,
     encoder_pool,
     find_predictor_checkpoint,
+    image_tensor,
     load_world_model,
     read_predictor_checkpoint,
 )
@@ -262,11 +263,6 @@ def _read_planning_predictor(predictor_path: str | Path, task: str | None) -> di
             f"and pass world_model.encoder=... world_model.predictor=...; or set world_model.any_task=true"
         )
     return checkpoint
-
-
-def image_tensor(image: np.ndarray) -> Tensor:
-    """An env image uint8 ``(H, W, 3)`` -> ``(3, H, W)``."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
 
 
 def encode_goals(world_model: WorldModel | EncoderOnly, goals: GoalImages) -> Tensor:

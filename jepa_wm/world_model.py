@@ -32,6 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -86,12 +87,16 @@ def _warn_emulated_bf16() -> None:
                    "(world_model.precision=float32) if they are")
 
 
+def image_tensor(image: np.ndarray) -> Tensor:
+    """An env image uint8 ``(H, W, 3)`` -> ``(3, H, W)``."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+
+
 def encode_images(encoder: FrozenEncoder, images: Tensor) -> Tensor:
     """Images (..., 3, H, W), uint8 or float in [0, 1] -> layer-normed latents (..., N, D), each
     image encoded on its own.
 
-    Env observations are (H, W, 3) numpy arrays: pass
-    ``torch.from_numpy(obs["image"]).permute(2, 0, 1)``.
+    Env observations are (H, W, 3) numpy arrays: pass :func:`image_tensor` of ``obs["image"]``.
     """
     if not isinstance(images, Tensor):
         raise TypeError(f"images must be a torch.Tensor (..., 3, H, W), got {type(images).__name__}")

@@ -10,7 +10,8 @@ action and ``candidates - 1`` moves around it with the world model's predictions
 encoder's latents of the true next frames (``jepa_wm/oracle_agreement.py``), and the executed
 action with its gripper command flipped. Logs and writes (``out``, default ``agreement.json``
 beside the results) per goal image: the median rank correlation of the two energies over the
-moves, how often both prefer the same gripper command, and how strongly each does. Low
+moves, how often both prefer the same gripper command and the same of two vertical moves (the
+executed action ``height`` action units lower or higher), and how strongly each does. Low
 correlation or gripper agreement near 0.5 where a task fails says the predictor, not the
 encoder's energy, is what fails there. Privileged (the simulator is stepped per candidate):
 an analysis tool, never part of planning.
@@ -59,7 +60,8 @@ def main(cfg: DictConfig) -> None:
         chosen = episodes if cfg.episodes is None else episodes[: int(cfg.episodes)]
         for episode in tqdm(chosen, desc="episodes", disable=not cfg.progress):
             steps += episode_agreement(env, world_model, episode, objective=objective, every=every,
-                                       candidates=cfg.candidates, noise=cfg.noise, seed=cfg.seed)
+                                       candidates=cfg.candidates, noise=cfg.noise, height=cfg.height,
+                                       seed=cfg.seed)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
     finally:
@@ -67,11 +69,14 @@ def main(cfg: DictConfig) -> None:
     summary = summarize_agreement(steps)
     out = Path(cfg.out) if cfg.out else path.with_name("agreement.json")
     out.write_text(json.dumps({"results": str(path), "predictor": str(predictor), "candidates": cfg.candidates,
-                               "noise": cfg.noise, "summary": summary, "steps": [asdict(s) for s in steps]}, indent=1))
+                               "noise": cfg.noise, "height": cfg.height, "summary": summary,
+                               "steps": [asdict(s) for s in steps]}, indent=1))
     for name, row in summary.items():
         log.info("%-14s %3d steps: rank correlation %.2f, gripper agreement %.2f (|preference| predicted %.4f, "
-                 "true %.4f)", name, row["steps"], row["median_rank_correlation"], row["gripper_agreement"],
-                 row["median_abs_gripper_gap_predicted"], row["median_abs_gripper_gap_true"])
+                 "true %.4f), height agreement %.2f (|preference| predicted %.4f, true %.4f)", name, row["steps"],
+                 row["median_rank_correlation"], row["gripper_agreement"], row["median_abs_gripper_gap_predicted"],
+                 row["median_abs_gripper_gap_true"], row["height_agreement"], row["median_abs_height_gap_predicted"],
+                 row["median_abs_height_gap_true"])
     log.info("written to %s", out)
 
 

@@ -11,9 +11,15 @@ Labels every ``frame_stride``-th observation of the episodes in ``data.paths`` c
 its true gripper opening (``jepa_wm/gripper_reader.py``), trains the CNN on all but ``held_out``
 of the episodes, logs its accuracy on those, and writes it to ``out`` with what it was trained on.
 With ``check=<reader.pt>`` it trains nothing and reads the goal images of the first ``check_seeds``
-held-out episodes of ``check_task`` instead, against the gripper the expert had at each::
+held-out episodes of ``check_task`` instead (rendered with the cameras of the episodes it was
+trained on, as their files record them), against the gripper the expert had at each::
 
     python experiments/train_gripper_reader.py check=jepa_wm/checkpoints/gripper_reader_tiny.pt
+
+The two-camera reader (front above side, 128x64) from the two-camera pair's play episodes::
+
+    python experiments/train_gripper_reader.py "data.paths=[data/fs/play_pick_place.hdf5]" frame_stride=2 \\
+        out=jepa_wm/checkpoints/gripper_reader_tiny_2cam.pt
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ def check_goals(cfg: DictConfig) -> None:
         reader, meta = GripperReader.load(cfg.check)
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
-    env = envs.make(cfg.check_task, image_size=reader.image_hw[1])
+    env = envs.make(cfg.check_task, image_size=reader.image_hw[1], **_training_camera(meta))
     seeds = range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + cfg.check_seeds)
     try:
         agreement = goal_agreement(reader, env, seeds, StateIntegration().gripper_open)
@@ -70,6 +76,17 @@ def check_goals(cfg: DictConfig) -> None:
         env.close()
     log.info("%s goal images of %d held-out %s episodes read as the expert's gripper: %s", cfg.check,
              cfg.check_seeds, cfg.check_task, json.dumps(agreement))
+
+
+def _training_camera(meta: dict) -> dict[str, str]:
+    """``{"camera": ...}``: the cameras of the episodes the reader was trained on (one or several joined by
+    '+', as recorded in their files), so the goal images are rendered as it saw its frames; ``{}`` if unrecorded."""
+    cameras = {((summary.get("env_args") or {}).get("env_kwargs") or {}).get("camera")
+               for summary in meta.get("data", [])}
+    if len(cameras) > 1:
+        raise SystemExit(f"error: the reader was trained on episodes of different cameras {sorted(map(str, cameras))}")
+    camera = cameras.pop() if cameras else None
+    return {} if camera is None else {"camera": camera}
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ encoder's latents of the simulator's true next frames. Per step it records:
 * the gripper: the energies of the executed action and of the same action with its gripper
   command (``objective.gripper_dim``) negated (open <-> closed), as predicted and as true:
   ``gripper_agrees`` when both prefer the same command, and the size of each preference (how
-  much the energy sees the fingers).
+  much the energy sees the fingers);
+* the height: the energies of the executed action moved ``height`` action units down and up
+  (delta z), as predicted and as true: ``height_agrees`` when both prefer the same direction, and
+  the size of each preference (whether the predicted energy follows the hand's height, e.g. on
+  the last centimetres down to a cube).
 
 Privileged (it steps the simulator) and for analysis only, like the oracle.
 """
@@ -48,6 +52,9 @@ class StepAgreement:
         gripper_agrees: predicted and true energies prefer the same gripper command.
         gripper_gap_predicted, gripper_gap_true: energy of the flipped gripper command minus
             that of the executed one (positive: the executed command is preferred).
+        height_agrees: predicted and true energies prefer the same of the two vertical moves.
+        height_gap_predicted, height_gap_true: energy of the executed action moved up minus that
+            of it moved down (positive: down is preferred).
     """
 
     step: int
@@ -56,6 +63,9 @@ class StepAgreement:
     gripper_agrees: bool
     gripper_gap_predicted: float
     gripper_gap_true: float
+    height_agrees: bool
+    height_gap_predicted: float
+    height_gap_true: float
 
 
 def candidate_actions(action: np.ndarray, candidates: int, noise: float, generator: torch.Generator) -> torch.Tensor:
@@ -75,7 +85,8 @@ def candidate_actions(action: np.ndarray, candidates: int, noise: float, generat
 
 def episode_agreement(env: gym.Env, world_model: WorldModel, episode: Mapping[str, Any], *,
                       objective: ObjectiveConfig = ObjectiveConfig(), every: int | None = None,
-                      candidates: int = 16, noise: float = 0.5, seed: int = 0) -> list[StepAgreement]:
+                      candidates: int = 16, noise: float = 0.5, height: float = 0.5,
+                      seed: int = 0) -> list[StepAgreement]:
     """Compare predicted and true energies at every observation of one ``results.json`` episode.
 
     Args:
@@ -86,6 +97,8 @@ def episode_agreement(env: gym.Env, world_model: WorldModel, episode: Mapping[st
         objective: the energy (distance, blur) the episode planned with.
         every: the planner's extra sub-goal spacing (plan.py's ``subgoals.every``).
         candidates, noise: see :func:`candidate_actions`.
+        height: the vertical moves' size, action units (0.5: 2.5 cm), added to and taken from
+            the executed delta z (clipped to [-1, 1]).
         seed: seeds the candidates' noise.
 
     Raises:
@@ -99,30 +112,38 @@ def episode_agreement(env: gym.Env, world_model: WorldModel, episode: Mapping[st
                          f"indices for {len(actions)} actions do not fit the env's goals {list(goals.names)}")
     latents = encode_goals(world_model, goals)  # (G, N, D)
     predicted, true = WorldModelCosts(world_model, objective), SimulatorCosts(env, world_model, objective)
+    if not height > 0:
+        raise ValueError(f"height must be positive (action units), got {height}")
     generator = torch.Generator().manual_seed(seed)
     records = []
     for step, (action, index) in enumerate(zip(actions, indices, strict=True)):
         batch = candidate_actions(np.asarray(action), candidates, noise, generator)  # (C, 1, 7)
-        flipped = batch[:1].clone()
+        flipped, down, up = batch[:1].clone(), batch[:1].clone(), batch[:1].clone()
         flipped[..., objective.gripper_dim] = -flipped[..., objective.gripper_dim]
-        batch = torch.cat([batch, flipped])  # (C + 1, 1, 7): the last one, the executed with the gripper flipped
+        down[..., 2], up[..., 2] = (down[..., 2] - height).clamp(-1, 1), (up[..., 2] + height).clamp(-1, 1)
+        batch = torch.cat([batch, flipped, down, up])  # (C + 3, 1, 7): the C candidates, then the probes
         goal = latents[int(index)]
         with torch.no_grad():
             e_pred = predicted.make_cost(obs, goal)(batch).float().numpy()
             e_true = true.make_cost(obs, goal)(batch).float().numpy()
-        gap_pred, gap_true = float(e_pred[-1] - e_pred[0]), float(e_true[-1] - e_true[0])
-        constant = np.ptp(e_pred[:-1]) == 0 or np.ptp(e_true[:-1]) == 0
-        rho = float("nan") if constant else float(spearmanr(e_pred[:-1], e_true[:-1]).statistic)
+        gap_pred, gap_true = float(e_pred[candidates] - e_pred[0]), float(e_true[candidates] - e_true[0])
+        rise_pred, rise_true = float(e_pred[-1] - e_pred[-2]), float(e_true[-1] - e_true[-2])
+        moves_pred, moves_true = e_pred[:candidates], e_true[:candidates]
+        constant = np.ptp(moves_pred) == 0 or np.ptp(moves_true) == 0
+        rho = float("nan") if constant else float(spearmanr(moves_pred, moves_true).statistic)
         records.append(StepAgreement(step=step, goal=goals.names[int(index)], rank_correlation=rho,
                                      gripper_agrees=bool(np.sign(gap_pred) == np.sign(gap_true)),
-                                     gripper_gap_predicted=gap_pred, gripper_gap_true=gap_true))
+                                     gripper_gap_predicted=gap_pred, gripper_gap_true=gap_true,
+                                     height_agrees=bool(np.sign(rise_pred) == np.sign(rise_true)),
+                                     height_gap_predicted=rise_pred, height_gap_true=rise_true))
         obs = env.step(np.asarray(action, dtype=np.float32))[0]
     return records
 
 
 def summarize_agreement(steps: Sequence[StepAgreement]) -> dict[str, dict[str, float]]:
     """Per goal (in order of first appearance): steps, median rank correlation, fraction of steps
-    whose gripper preference agrees, and the median size of the predicted and true gripper preferences."""
+    whose gripper preference agrees and the median size of the predicted and true gripper preferences,
+    and the same for the vertical moves (down vs up)."""
     if not steps:
         raise ValueError("summarize_agreement needs at least one step")
     summary = {}
@@ -135,5 +156,8 @@ def summarize_agreement(steps: Sequence[StepAgreement]) -> dict[str, dict[str, f
             "gripper_agreement": float(np.mean([s.gripper_agrees for s in mine])),
             "median_abs_gripper_gap_predicted": float(np.median([abs(s.gripper_gap_predicted) for s in mine])),
             "median_abs_gripper_gap_true": float(np.median([abs(s.gripper_gap_true) for s in mine])),
+            "height_agreement": float(np.mean([s.height_agrees for s in mine])),
+            "median_abs_height_gap_predicted": float(np.median([abs(s.height_gap_predicted) for s in mine])),
+            "median_abs_height_gap_true": float(np.median([abs(s.height_gap_true) for s in mine])),
         }
     return summary

@@ -135,13 +135,15 @@ def _check_task_fits(env: gym.Env, config: EpisodeConfig) -> None:
         logger.warning("max_steps=%d is beyond the task's time limit: episodes end after %d steps "
                        "(raise it with task.max_episode_steps)", config.max_steps, limit)
     names = list(task.goal_phases.values())  # the goal images' names, in order
-    if config.steps_per_goal is None:
-        return  # derived from the goal images' step hints, one per goal
+    per_goal = isinstance(config.energy_threshold, tuple)  # one threshold per goal
+    if config.steps_per_goal is None and not per_goal:
+        return  # steps derived from the goal images' step hints, one per goal
     if len(names) == 1:
-        logger.warning("subgoals.steps_per_goal is ignored: task %r has a single goal", task.task_name)
+        logger.warning("subgoals.steps_per_goal and per-goal energy thresholds are ignored: task %r has a single "
+                       "goal", task.task_name)
         return
-    try:
-        SubgoalSchedule(names, SubgoalConfig(steps_per_goal=config.steps_per_goal,
+    try:  # steps derived from the hints: any positive numbers stand in for them
+        SubgoalSchedule(names, SubgoalConfig(steps_per_goal=config.steps_per_goal or (1,) * len(names),
                                              energy_threshold=config.energy_threshold))
     except ValueError as err:
         raise ValueError(f"subgoals: task {task.task_name!r} has the goals {names}; {err}") from None

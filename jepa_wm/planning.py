@@ -78,7 +78,9 @@ class EpisodeConfig:
             :attr:`GoalImages.steps` hint (the expert's steps between captures) times
             ``hint_scale``, the way V-JEPA 2-AC's 4, 10, 4 fit its episodes.
         hint_scale: how much slower than the clean expert the planner is allowed to be.
-        energy_threshold: also switch sub-goals once the observed energy falls below this.
+        energy_threshold: also switch sub-goals once the observed energy falls below this: one
+            number for all, or one entry per goal (``None``: none for that goal;
+            :class:`planners.SubgoalConfig`), e.g. a switch on arrival at the first sub-goal only.
         every: besides the task's sub-goals, an extra sub-goal image every this many steps of
             the expert's run (``env.unwrapped.goal_images(every)``); ``None``: none.
         max_steps: steps per episode; ``None`` runs until the env's time limit.
@@ -98,7 +100,7 @@ class EpisodeConfig:
     mpc: MPCConfig = MPCConfig()
     steps_per_goal: Sequence[int] | None = None
     hint_scale: float = 3.0
-    energy_threshold: float | None = None
+    energy_threshold: float | Sequence[float | None] | None = None
     every: int | None = None
     max_steps: int | None = None
     oracle: bool = False
@@ -123,6 +125,9 @@ class EpisodeConfig:
                              f"images every {self.every} expert steps the number of goals depends on the expert's run")
         if self.steps_per_goal is not None:
             object.__setattr__(self, "steps_per_goal", tuple(int(s) for s in self.steps_per_goal))
+        threshold = self.energy_threshold
+        if threshold is not None and not isinstance(threshold, (int, float)):
+            object.__setattr__(self, "energy_threshold", SubgoalConfig(energy_threshold=threshold).energy_threshold)
 
 
 @dataclass

@@ -94,18 +94,21 @@ def test_plan_config_loads_the_reader_or_says_what_is_missing(tmp_path):
     assert isinstance(config.gripper_reader, GripperReader) and config.gripper_goals == "reader"
 
 
-def test_shipped_reader_reads_the_goal_images_gripper(tmp_path, monkeypatch):
-    """The shipped reader against the expert's gripper on 3 held-out pick_place episodes' goal images."""
-    reader, meta = GripperReader.load(ROOT / "jepa_wm/checkpoints/gripper_reader_tiny.pt")
-    assert meta["config"]["out"].endswith("gripper_reader_tiny.pt") and meta["data"]
-    env = envs.make("pick_place", image_size=reader.image_hw[1])
+@pytest.mark.parametrize("name, camera", [("gripper_reader_tiny.pt", "front"),
+                                          ("gripper_reader_tiny_2cam.pt", "front+side")])
+def test_shipped_reader_reads_the_goal_images_gripper(name, camera, tmp_path, monkeypatch):
+    """A shipped reader against the expert's gripper on 3 held-out pick_place episodes' goal images,
+    rendered by the cameras of the episodes it was trained on (which its check mode finds in its record)."""
+    reader, meta = GripperReader.load(ROOT / "jepa_wm/checkpoints" / name)
+    assert {d["env_args"]["env_kwargs"]["camera"] for d in meta["data"]} == {camera}
+    env = envs.make("pick_place", image_size=reader.image_hw[1], camera=camera)
+    assert env.unwrapped.image_hw == reader.image_hw
     agreement = goal_agreement(reader, env, [SEED, SEED + 1, SEED + 2], 0.09)
     assert list(agreement) == ["at_cube", "closed", "grasped", "above_target", "placed", "final", "all"]
     assert agreement["all"] == 1.0
     with pytest.raises(ValueError, match="at least one seed"):
         goal_agreement(reader, env, [], 0.09)
     monkeypatch.chdir(ROOT)  # the check mode of the script runs (it logs the same agreement)
-    run_script("train_gripper_reader.py", "check=jepa_wm/checkpoints/gripper_reader_tiny.pt", "check_seeds=1",
-               monkeypatch=monkeypatch)
+    run_script("train_gripper_reader.py", f"check=jepa_wm/checkpoints/{name}", "check_seeds=1", monkeypatch=monkeypatch)
     with pytest.raises(SystemExit, match="train_gripper_reader.py"):
         run_script("train_gripper_reader.py", f"check={tmp_path / 'none.pt'}", monkeypatch=monkeypatch)

@@ -63,12 +63,20 @@ def test_true_gripper_preference_is_the_simulators_and_the_replay_follows_the_ep
     executed = torch.tensor(episode["mpc"]["actions"][0], dtype=torch.float32)
     flipped = executed.clone()
     flipped[6] = -flipped[6]
-    energies = SimulatorCosts(fresh, world_model).make_cost(obs, goal)(torch.stack([executed, flipped])[:, None])
+    down, up = executed.clone(), executed.clone()  # and of it moved 2.5 cm down / up
+    down[2], up[2] = (down[2] - 0.5).clamp(-1, 1), (up[2] + 0.5).clamp(-1, 1)
+    probes = torch.stack([executed, flipped, down, up])[:, None]  # (4, 1, 7)
+    energies = SimulatorCosts(fresh, world_model).make_cost(obs, goal)(probes)
     assert steps[0].gripper_gap_true == pytest.approx(float(energies[1] - energies[0]), abs=1e-6)
     assert steps[0].gripper_agrees == (np.sign(steps[0].gripper_gap_predicted) == np.sign(steps[0].gripper_gap_true))
+    assert steps[0].height_gap_true == pytest.approx(float(energies[3] - energies[2]), abs=1e-6)
+    assert steps[0].height_agrees == (np.sign(steps[0].height_gap_predicted) == np.sign(steps[0].height_gap_true))
+    with pytest.raises(ValueError, match="height must be positive"):
+        episode_agreement(env, world_model, episode, height=0.0)
     summary = summarize_agreement(steps)
     assert list(summary) == ["at_cube", "closed", "grasped"] and summary["at_cube"]["steps"] == 2
     assert summary["closed"]["gripper_agreement"] == float(steps[2].gripper_agrees)
+    assert summary["closed"]["height_agreement"] == float(steps[2].height_agrees)
     with pytest.raises(ValueError, match="do not fit"):
         episode_agreement(env, world_model, {**episode, "goal_names": ["final"]})
     with pytest.raises(ValueError, match="at least one step"):

@@ -202,7 +202,8 @@ def test_shipped_config_builds_and_lists_choices():
     # pick_place reads each goal image's gripper with the shipped reader (task_planning/pick_place.yaml)
     assert cfg.subgoals.gripper_goals == "reader" and cfg.objective.gripper_weight > 0
     reader, meta = GripperReader.load(ROOT / cfg.world_model.gripper_reader)
-    assert reader.image_hw == (cfg.task.image_size, cfg.task.image_size) and meta["held_out_accuracy"] > 0.5
+    views = len(cfg.task.camera.split("+"))  # camera views stacked in height (pick_place: front+side)
+    assert reader.image_hw == (views * cfg.task.image_size, cfg.task.image_size) and meta["held_out_accuracy"] > 0.5
     EpisodeConfig(**cfg.subgoals, gripper_reader=reader)
 
 
@@ -265,6 +266,10 @@ def test_settings_that_do_not_fit_the_task_fail_before_any_episode(checkpoints, 
     cpu = torch.device("cpu")
     with pytest.raises(PlanSetupError, match=r"task 'pick_place' has the goals \['at_cube'.*one entry per goal"):
         run_episodes(resolve("subgoals.steps_per_goal=[8,10]"), tmp_path, device=cpu)
+    with pytest.raises(PlanSetupError, match=r"task 'pick_place' has the goals .*7 entries for 6 goals"):
+        run_episodes(resolve("subgoals.energy_threshold=[0.1,0.1,0.1,0.1,0.1,0.1,0.1]"), tmp_path, device=cpu)
+    with pytest.raises(PlanSetupError, match="energy_threshold as a list needs at least one number"):
+        run_episodes(resolve("subgoals.energy_threshold=[null]"), tmp_path, device=cpu)
     with pytest.raises(PlanSetupError, match="episodes must be an int >= 1, got 0"):
         run_episodes(resolve("episodes=0"), tmp_path, device=cpu)
     with pytest.raises(PlanSetupError, match="MPPIConfig.*topk"):

@@ -18,6 +18,7 @@ from tests.helpers import ROOT, run_script
 CHECKPOINTS = ROOT / "jepa_wm" / "checkpoints"
 PREDICTOR, ENCODER = CHECKPOINTS / "predictor_tiny.pt", CHECKPOINTS / "encoder_tiny.pt"
 PREDICTOR_2CAM, ENCODER_2CAM = CHECKPOINTS / "predictor_tiny_2cam.pt", CHECKPOINTS / "encoder_tiny_2cam.pt"
+PREDICTOR_2CAM_6K = CHECKPOINTS / "predictor_tiny_2cam_6k.pt"
 
 
 def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
@@ -46,6 +47,17 @@ def test_shipped_two_camera_pair_records_its_recipe_and_takes_stacked_views():
     _assert_rolls_out(checkpoint, ENCODER_2CAM, image_hw=(128, 64), tokens=128)  # front view above the side view
 
 
+def test_shipped_two_camera_predictor_at_6000_steps_continues_the_same_run():
+    """README "Pick-and-place's default": the two-camera run continued to train.total_steps=6000."""
+    assert PREDICTOR_2CAM_6K.stat().st_size < 10 * 2**20
+    checkpoint, shorter = read_predictor_checkpoint(PREDICTOR_2CAM_6K), read_predictor_checkpoint(PREDICTOR_2CAM)
+    _assert_default_recipe(checkpoint, OmegaConf.load(ROOT / "configs" / "train_predictor.yaml"), total_steps=6000)
+    assert checkpoint["data"]["paths"] == shorter["data"]["paths"]
+    assert checkpoint["data"]["files"] == shorter["data"]["files"]
+    assert checkpoint["config"]["encoder"] == shorter["config"]["encoder"]
+    _assert_rolls_out(checkpoint, ENCODER_2CAM, image_hw=(128, 64), tokens=128)
+
+
 def _assert_default_recipe(checkpoint: dict, default, total_steps: int) -> None:
     """The checkpoint was trained with configs/train_predictor.yaml's train settings to ``total_steps``."""
     recorded = checkpoint["config"]["train"]
@@ -69,9 +81,10 @@ def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypa
     run_script("plan.py", "task=pick_place", "episodes=1", "max_steps=3", "progress=false", "threads=1",
                f"hydra.run.dir={out}", monkeypatch=monkeypatch)
     record = json.loads((out / "results.json").read_text())
-    assert record["config"]["world_model"]["predictor"].endswith("predictor_tiny.pt")
+    assert record["config"]["world_model"]["predictor"].endswith("predictor_tiny_2cam_6k.pt")
     (episode,) = record["episodes"]
     assert episode["steps"] == 3 and episode["goal_names"] == ["at_cube", "closed", "grasped", "above_target", "placed", "final"]
+    assert episode["steps_per_goal"] == [30, 6, 6, 12, 6]  # at_cube left on arrival (energy below 0.03) or after 30
     assert (out / "energy.png").is_file() and any(out.glob("episode_000_seed_*.mp4"))
 
 
@@ -116,11 +129,16 @@ def test_every_world_model_pair_plans_on_the_cameras_its_encoder_was_trained_on(
 @pytest.mark.parametrize("task", sorted(p.stem for p in (ROOT / "configs" / "task").glob("*.yaml")))
 def test_every_task_plans_with_its_shipped_pair_by_default(task):
     """README "Reach's default": reach plans with the two-camera pair, horizon 2 while far from the
-    marker and the fingers held open; every other task with the default pair at horizon 1, planning
-    the gripper."""
+    marker and the fingers held open; README "Pick-and-place's default": pick_place with the two-camera
+    pair's 6000-step predictor and its gripper reader; every other task with the default pair; all but
+    reach at horizon 1, planning the gripper."""
     resolved = _plan_config(f"task={task}")
-    expected = _plan_config(f"task={task}", "world_model=tiny_2cam" if task == "reach" else "world_model=tiny")
-    assert resolved["world_model"] == expected["world_model"]
+    pair = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_6k"}.get(task, "tiny")
+    assert resolved["world_model"] == _plan_config(f"task={task}", f"world_model={pair}")["world_model"]
+    if task == "pick_place":
+        assert resolved["world_model"]["predictor"].endswith("predictor_tiny_2cam_6k.pt")
+        assert resolved["world_model"]["gripper_reader"].endswith("gripper_reader_tiny_2cam.pt")
+        assert resolved["subgoals"]["energy_threshold"] == [0.03] and resolved["objective"]["action_weight"] == 0
     if task == "reach":
         assert resolved["far_planner"] == {"config": {"horizon": 2}}
         assert resolved["mpc"]["far_energy"] == resolved["world_model"]["far_energy"] == 0.106

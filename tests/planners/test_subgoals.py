@@ -57,3 +57,26 @@ def test_invalid_schedules_raise(goals, config, match) -> None:
 def test_steps_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         SubgoalConfig(steps_per_goal=(4, 0))
+
+
+def test_per_goal_thresholds_switch_only_where_set() -> None:
+    # goal a: switches on arrival (energy below 0.1); goal b: no threshold, leaves after its 3 steps
+    schedule = SubgoalSchedule(["a", "b", "c"], SubgoalConfig(steps_per_goal=(5, 3), energy_threshold=[0.1]))
+    indices = _indices(schedule, [0.5, 0.05, 0.01, 0.01, 0.01, 0.01])
+    assert indices == [0, 0, 1, 1, 1, 2]
+    assert SubgoalConfig(energy_threshold=[0.1, None]).threshold(1) is None
+    assert SubgoalConfig(energy_threshold=0.2).threshold(7) == 0.2
+
+
+@pytest.mark.parametrize("config, match", [
+    (SubgoalConfig(energy_threshold=[0.1]), "never leaves"),  # goal b has neither steps nor a threshold
+    (SubgoalConfig(steps_per_goal=(2, 2), energy_threshold=[0.1, 0.1, 0.1, 0.1]), "4 entries for 3 goals"),
+])
+def test_invalid_per_goal_thresholds_raise(config, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        SubgoalSchedule(["a", "b", "c"], config)
+
+
+def test_threshold_list_needs_a_number() -> None:
+    with pytest.raises(ValueError, match="at least one number"):
+        SubgoalConfig(energy_threshold=[None, None])

@@ -46,9 +46,10 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(f"error: {err}") from None
     config, episodes = results["config"], results["episodes"]
     task, world = config["task"], config["world_model"]
-    predictor = cfg.predictor or world["predictor"]
+    predictor = cfg.predictor_checkpoint or world["predictor"]
     if predictor is None:
-        raise SystemExit("error: the results name no predictor (world_model.predictor=null): pass predictor=<checkpoint>")
+        raise SystemExit("error: the results name no predictor (world_model.predictor=null): pass "
+                         "predictor_checkpoint=<checkpoint>")
     env = envs.make_from_config(task)
     try:
         world_model = load_planning_world_model(world["encoder"], predictor, image_size=env.unwrapped.image_hw,

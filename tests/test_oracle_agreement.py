@@ -95,5 +95,11 @@ def test_script_writes_the_summary_per_goal(checkpoints, planned, tmp_path, monk
     run_script("oracle_agreement.py", f"results={results}", "candidates=4", "progress=false", monkeypatch=monkeypatch)
     written = json.loads((tmp_path / "agreement.json").read_text())
     assert list(written["summary"]) == ["at_cube", "closed", "grasped"] and len(written["steps"]) == 4
+    assert written["predictor"] == str(predictor) and written["height"] == 0.5
+    # another predictor to judge on the same episodes: predictor_checkpoint (the key `predictor` would be
+    # taken for the configs/predictor group on the command line)
+    with pytest.raises(SystemExit, match="none.pt"):
+        run_script("oracle_agreement.py", f"results={results}", f"predictor_checkpoint={tmp_path / 'none.pt'}",
+                   monkeypatch=monkeypatch)
     with pytest.raises(SystemExit, match="not found"):
         run_script("oracle_agreement.py", f"results={tmp_path / 'none.json'}", monkeypatch=monkeypatch)

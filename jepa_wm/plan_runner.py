@@ -139,8 +139,10 @@ def _check_task_fits(env: gym.Env, config: EpisodeConfig) -> None:
     if config.steps_per_goal is None and not per_goal:
         return  # steps derived from the goal images' step hints, one per goal
     if len(names) == 1:
-        logger.warning("subgoals.steps_per_goal and per-goal energy thresholds are ignored: task %r has a single "
-                       "goal", task.task_name)
+        ignored = [name for name, given in (("subgoals.steps_per_goal", config.steps_per_goal is not None),
+                                            ("the per-goal subgoals.energy_threshold", per_goal)) if given]
+        logger.warning("%s %s ignored: task %r has a single goal", " and ".join(ignored),
+                       "is" if len(ignored) == 1 else "are", task.task_name)
         return
     try:  # steps derived from the hints: any positive numbers stand in for them
         SubgoalSchedule(names, SubgoalConfig(steps_per_goal=config.steps_per_goal or (1,) * len(names),

@@ -139,6 +139,9 @@ def test_every_task_plans_with_its_shipped_pair_by_default(task):
         assert resolved["world_model"]["predictor"].endswith("predictor_tiny_2cam_6k.pt")
         assert resolved["world_model"]["gripper_reader"].endswith("gripper_reader_tiny_2cam.pt")
         assert resolved["subgoals"]["energy_threshold"] == [0.03] and resolved["objective"]["action_weight"] == 0
+        assert resolved["planner"]["config"]["init_std"] == 0.5  # planner_for_task/cem_cpu_pick_place.yaml
+        # another planner keeps its own settings (the half spread is cem_cpu's for pick_place only)
+        assert _plan_config(f"task={task}", "planner=cem")["planner"]["config"]["init_std"] == 1.0
     if task == "reach":
         assert resolved["far_planner"] == {"config": {"horizon": 2}}
         assert resolved["mpc"]["far_energy"] == resolved["world_model"]["far_energy"] == 0.106

@@ -293,8 +293,9 @@ def subgoal_config(goals: GoalImages, config: EpisodeConfig) -> SubgoalConfig:
     if steps is None and len(goals.names) > 1:
         gaps = np.diff(np.asarray(goals.steps), prepend=0)[:-1]  # expert steps spent on each sub-goal
         steps = tuple(max(1, round(config.hint_scale * int(g))) for g in gaps)
-    return SubgoalConfig(steps_per_goal=steps if len(goals.names) > 1 else None,
-                         energy_threshold=config.energy_threshold)
+    several = len(goals.names) > 1  # a single (final) goal never switches: both rules ignored
+    return SubgoalConfig(steps_per_goal=steps if several else None,
+                         energy_threshold=config.energy_threshold if several else None)
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,10 @@ def test_sub_goal_steps_come_from_the_goal_images_hint():
     assert subgoal_config(goals((9, 13, 20)), EpisodeConfig(hint_scale=2.0)).steps_per_goal == (18, 8)
     assert subgoal_config(goals((9, 13, 20)), EpisodeConfig(steps_per_goal=[4, 10])).steps_per_goal == (4, 10)
     assert subgoal_config(goals((3,)), EpisodeConfig()).steps_per_goal is None
+    per_goal = EpisodeConfig(energy_threshold=[0.03, None])  # one threshold per goal, from hydra's lists
+    assert per_goal.energy_threshold == (0.03, None)
+    assert subgoal_config(goals((9, 13, 20)), per_goal).threshold(0) == 0.03
+    assert subgoal_config(goals((3,)), per_goal).energy_threshold is None  # a single goal never switches
 
 
 def test_bad_inputs_give_clear_errors(checkpoints, tmp_path):

@@ -129,13 +129,13 @@ def test_every_world_model_pair_plans_on_the_cameras_its_encoder_was_trained_on(
 @pytest.mark.parametrize("task", sorted(p.stem for p in (ROOT / "configs" / "task").glob("*.yaml")))
 def test_every_task_plans_with_its_shipped_pair_by_default(task):
     """README "Reach's default": reach plans with the two-camera pair, horizon 2 while far from the
-    marker and the fingers held open; README "Pick-and-place's default": pick_place with the two-camera
-    pair's 6000-step predictor and its gripper reader; every other task with the default pair; all but
-    reach at horizon 1, planning the gripper."""
+    marker and the fingers held open; README "Pick-and-place's default": pick_place and pick_place_multi
+    with the two-camera pair's 6000-step predictor, its gripper reader and the grasp on arrival; every
+    other task with the default pair; all but reach at horizon 1, planning the gripper."""
     resolved = _plan_config(f"task={task}")
-    pair = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_6k"}.get(task, "tiny")
+    pair = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_6k", "pick_place_multi": "tiny_2cam_6k"}.get(task, "tiny")
     assert resolved["world_model"] == _plan_config(f"task={task}", f"world_model={pair}")["world_model"]
-    if task == "pick_place":
+    if task in ("pick_place", "pick_place_multi"):
         assert resolved["world_model"]["predictor"].endswith("predictor_tiny_2cam_6k.pt")
         assert resolved["world_model"]["gripper_reader"].endswith("gripper_reader_tiny_2cam.pt")
         assert resolved["subgoals"]["energy_threshold"] == [0.03] and resolved["objective"]["action_weight"] == 0

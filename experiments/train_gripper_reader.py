@@ -60,7 +60,6 @@ def main(cfg: DictConfig) -> None:
     log.info("held-out accuracy %.3f; written to %s", metrics["held_out_accuracy"], reader.save(cfg.out, meta))
 
 
-
 def check_goals(cfg: DictConfig) -> None:
     """Read the goal images of ``check_seeds`` held-out episodes of ``check_task`` with the reader at
     ``check``; log per goal how often it reads the gripper the expert had there."""

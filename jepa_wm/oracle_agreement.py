@@ -104,6 +104,8 @@ def episode_agreement(env: gym.Env, world_model: WorldModel, episode: Mapping[st
     Raises:
         ValueError: the episode's goals are not the env's, or its goal indices do not fit.
     """
+    if not height > 0:  # before the env is reset and the goals encoded
+        raise ValueError(f"height must be positive (action units), got {height}")
     actions, indices = episode["mpc"]["actions"], episode["mpc"]["goal_indices"]
     obs, _ = env.reset(seed=int(episode["seed"]))
     goals = env.unwrapped.goal_images(every)
@@ -112,8 +114,6 @@ def episode_agreement(env: gym.Env, world_model: WorldModel, episode: Mapping[st
                          f"indices for {len(actions)} actions do not fit the env's goals {list(goals.names)}")
     latents = encode_goals(world_model, goals)  # (G, N, D)
     predicted, true = WorldModelCosts(world_model, objective), SimulatorCosts(env, world_model, objective)
-    if not height > 0:
-        raise ValueError(f"height must be positive (action units), got {height}")
     generator = torch.Generator().manual_seed(seed)
     records = []
     for step, (action, index) in enumerate(zip(actions, indices, strict=True)):

@@ -13,6 +13,9 @@ Examples::
         train.precision=bf16 train.batch_size=32 train.total_steps=94500 train.warmup_steps=4500 \\
         train.decay_steps=4500 train.rollout_steps=3 data.clip_len=8 train.num_workers=4 \\
         run_dir=runs/train_predictor/vjepa2_ac
+    # fine-tune a trained predictor on other data (its weights and normalisation, a fresh schedule)
+    python experiments/train_predictor.py init=runs/train_predictor/tiny/predictor.pt \
+        "data.paths=[data/play_pick_place.hdf5]" run_dir=runs/train_predictor/tiny_pick_place
     # two CPU processes (gloo), e.g. to check the data-parallel path
     torchrun --nproc_per_node=2 experiments/train_predictor.py device=cpu threads=1
 
@@ -37,7 +40,7 @@ from jepa_wm.data import ClipDataset
 from jepa_wm.data.latents import LatentClipDataset, normalization_stats, open_clips
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.latent_cache import build_latent_cache
-from jepa_wm.predictor_training import PredictorTrainConfig, train_predictor
+from jepa_wm.predictor_training import PredictorTrainConfig, init_predictor, train_predictor
 from jepa_wm.state_integration import integration_for_tasks
 from jepa_wm.training import barrier, cleanup_distributed, init_distributed, quiet_non_main_ranks
 from jepa_wm.world_model import PREDICTOR_FILE, encoder_summary, export_predictor_checkpoint
@@ -64,28 +67,36 @@ def main(cfg: DictConfig) -> None:
             source = "cache"
         train_set, val_set = (open_clips(paths, encoder, source=source, split=s, **data) for s in ("train", "val"))
         from_latents = isinstance(train_set, LatentClipDataset)
-        stats_set = ClipDataset(paths, split="train", **data) if from_latents else train_set  # no latents read
-        stats = normalization_stats(stats_set, max_clips=norm_clips, min_std=norm_min_std, seed=data["split_seed"])
+        predictor_config = instantiate(cfg.predictor, embed_dim=encoder.embed_dim, grid_hw=encoder.grid_hw)
+        encoder_info = encoder_summary(encoder)
+        try:
+            integration = integration_for_tasks([s.meta.get("task") for s in train_set.summaries],
+                                                **OmegaConf.to_container(cfg.state_integration))
+            init = (None if cfg.init is None
+                    else init_predictor(cfg.init, predictor_config, integration, encoder_info))
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
+        if init is not None:
+            stats = init.stats
+        else:
+            stats_set = ClipDataset(paths, split="train", **data) if from_latents else train_set  # no latents read
+            stats = normalization_stats(stats_set, max_clips=norm_clips, min_std=norm_min_std,
+                                        seed=data["split_seed"])
         summary = {
             "paths": paths, **data, "source": "latents" if from_latents else "frames",
             "files": [s.to_dict() for s in train_set.summaries],
             "train_episodes": len(train_set.episodes), "train_clips": len(train_set),
             "val_episodes": len(val_set.episodes), "val_clips": len(val_set),
-            "normalization": stats.to_dict(),
+            "normalization": stats.to_dict(), "init": None if init is None else init.record,
         }
-        try:
-            integration = integration_for_tasks([s.meta.get("task") for s in train_set.summaries],
-                                                **OmegaConf.to_container(cfg.state_integration))
-        except ValueError as err:
-            raise SystemExit(f"error: {err}") from None
         log.info("%d training clips (%d episodes), %d validation clips (%d episodes), from %s",
                  len(train_set), len(train_set.episodes), len(val_set), len(val_set.episodes), summary["source"])
         result = train_predictor(
             cfg.run_dir, train_set, val_set,
-            predictor_config=instantiate(cfg.predictor, embed_dim=encoder.embed_dim, grid_hw=encoder.grid_hw),
-            stats=stats, integration=integration, encoder_info=encoder_summary(encoder),
+            predictor_config=predictor_config, stats=stats, integration=integration, encoder_info=encoder_info,
             config=PredictorTrainConfig(**OmegaConf.to_container(cfg.train, resolve=True)), context=context,
             encoder=None if from_latents else encoder, data_summary=summary, progress=cfg.progress,
+            init_state=None if init is None else init.state_dict,
         )
         if context.is_main:
             exported = export_predictor_checkpoint(result.checkpoint, Path(cfg.run_dir) / PREDICTOR_FILE)

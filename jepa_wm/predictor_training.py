@@ -14,11 +14,13 @@ the fly with the frozen encoder); both carry raw ``states`` and ``actions``. The
 * ``metrics.jsonl`` / ``metrics.csv``: losses, learning rate, throughput, validation losses.
 
 Calling it again with the same arguments resumes from the newest checkpoint; the data order
-of epoch ``e`` depends only on ``(seed, e)`` and the batches already done are skipped.
+of epoch ``e`` depends only on ``(seed, e)`` and the batches already done are skipped. A run can
+start from a trained predictor instead of random weights (fine-tuning, :func:`init_predictor`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -60,7 +62,13 @@ from jepa_wm.training import (
     warmup_constant_decay,
     wrap_ddp,
 )
-from jepa_wm.world_model import CHECKPOINT_DIR, MODEL_NAME, predictor_meta
+from jepa_wm.world_model import (
+    CHECKPOINT_DIR,
+    MODEL_NAME,
+    predictor_from_checkpoint,
+    predictor_meta,
+    read_predictor_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +217,60 @@ class PredictorTrainConfig:
 
 
 @dataclass(frozen=True)
+class InitPredictor:
+    """A trained predictor a run starts from (fine-tuning).
+
+    Attributes:
+        state_dict: its weights, normalisation buffers included.
+        stats: its state/action normalisation (the new run keeps it: the weights expect it).
+        record: where it came from (path, step, its data files), for the new run's data summary.
+    """
+
+    state_dict: dict[str, Tensor]
+    stats: NormalizationStats
+    record: dict[str, Any]
+
+
+def init_predictor(
+    path: str | Path,
+    predictor_config: PredictorConfig,
+    integration: StateIntegration,
+    encoder_info: Mapping[str, Any],
+) -> InitPredictor:
+    """Read a trained predictor (file or run directory) to fine-tune it in a new run.
+
+    Args:
+        path: a predictor checkpoint (:func:`~jepa_wm.world_model.read_predictor_checkpoint`).
+        predictor_config, integration, encoder_info: the new run's; they must be the checkpoint's.
+
+    Raises:
+        ValueError: the architecture, state integration or encoder differ (naming both values).
+    """
+    checkpoint = read_predictor_checkpoint(path)
+    predictor, saved_integration = predictor_from_checkpoint(checkpoint)
+    pairs = {
+        "predictor": (asdict(predictor.config), asdict(predictor_config)),
+        "state_integration": (asdict(saved_integration), asdict(integration)),
+        "encoder": (checkpoint["extra"][MODEL_NAME]["encoder"], dict(encoder_info)),
+    }
+    diffs = [f"{name}: checkpoint {_plain(saved)}, this run {_plain(now)}"
+             for name, (saved, now) in pairs.items() if _plain(saved) != _plain(now)]
+    if diffs:
+        raise ValueError(f"cannot start from {path}: " + "; ".join(diffs))
+    stats = NormalizationStats(*(getattr(predictor, name).detach().clone()
+                                 for name in ("state_mean", "state_std", "action_mean", "action_std")))
+    data = checkpoint.get("data") or {}
+    record = {"path": str(path), "step": int(checkpoint["step"]), "paths": data.get("paths"),
+              "init": data.get("init")}
+    return InitPredictor(predictor.state_dict(), stats, record)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON would store it (tuples as lists), to compare configs read back with live ones."""
+    return json.loads(json.dumps(value))
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """What a finished run left: its newest checkpoint, the steps done, the last metrics."""
 
@@ -231,6 +293,7 @@ def train_predictor(
     encoder: FrozenEncoder | None = None,
     data_summary: Mapping[str, Any] | None = None,
     progress: bool = True,
+    init_state: Mapping[str, Tensor] | None = None,
 ) -> TrainResult:
     """Train (or resume training) the predictor on clips of latents (or frames + ``encoder``).
 
@@ -248,6 +311,8 @@ def train_predictor(
         encoder: encodes ``frames`` batches (None when the datasets carry latents).
         data_summary: recorded in checkpoints.
         progress: show a tqdm bar (rank 0).
+        init_state: weights to start from instead of random ones (:class:`InitPredictor`); a run
+            that has checkpoints resumes from them instead.
     """
     run_dir, device = Path(run_dir), context.device
     run_config = {"predictor": asdict(predictor_config), "train": asdict(config),
@@ -256,6 +321,8 @@ def train_predictor(
     torch.manual_seed(config.seed)  # same initial weights on every rank
     predictor = ACPredictor(predictor_config)
     predictor.set_normalization(stats.state_mean, stats.state_std, stats.action_mean, stats.action_std)
+    if init_state is not None:
+        predictor.load_state_dict(init_state)
     predictor.to(device)
     logger.info("predictor: %.2fM parameters (%s)", count_parameters(predictor) / 1e6, predictor_config)
     optimizer = adamw([predictor], lr=config.peak_lr, weight_decay=config.weight_decay, betas=config.betas)

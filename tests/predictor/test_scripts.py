@@ -59,12 +59,12 @@ def test_train_resume_and_evaluate_end_to_end(tmp_path, monkeypatch):
     torch.manual_seed(0)
     vit = VisionTransformer(vit_config("tiny", img_size=16, embed_dim=24, depth=1, num_heads=2))
     save_encoder_checkpoint(encoder_path, vit, step=0)
-    common = [f"encoder={encoder_path}", f"data.paths=[{dataset}]", "data.val_fraction=0.34",
-              f"run_dir={run_dir}", "progress=false", "train.batch_size=4", "train.warmup_steps=1",
-              "train.decay_steps=1", "train.checkpoint_every=2", "train.val_every=2", "train.val_batches=1",
-              "train.log_every=1"]
-    run_script("train_predictor.py", *common, "train.total_steps=3", monkeypatch=monkeypatch)  # frames
-    run_script("train_predictor.py", *common, "train.total_steps=4", "data.latents=build",  # resumes at 3
+    common = [f"encoder={encoder_path}", f"data.paths=[{dataset}]", "data.val_fraction=0.34", "progress=false",
+              "train.batch_size=4", "train.warmup_steps=1", "train.decay_steps=1", "train.checkpoint_every=2",
+              "train.val_every=2", "train.val_batches=1", "train.log_every=1"]
+    at = f"run_dir={run_dir}"
+    run_script("train_predictor.py", *common, at, "train.total_steps=3", monkeypatch=monkeypatch)  # frames
+    run_script("train_predictor.py", *common, at, "train.total_steps=4", "data.latents=build",  # resumes at 3
                monkeypatch=monkeypatch)
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
@@ -78,6 +78,12 @@ def test_train_resume_and_evaluate_end_to_end(tmp_path, monkeypatch):
     assert (run_dir / "predictor.pt").stat().st_size < 0.6 * full_size
     shipped = load_world_model(run_dir / "predictor.pt", encoder).predictor.state_dict()
     torch.testing.assert_close(shipped, load_world_model(run_dir, encoder).predictor.state_dict())
+    tuned_dir = tmp_path / "tuned"  # fine-tuning the exported predictor: its weights and normalisation
+    run_script("train_predictor.py", *common, f"run_dir={tuned_dir}", f"init={run_dir / 'predictor.pt'}",
+               "train.total_steps=2", "data.latents=cache", monkeypatch=monkeypatch)
+    tuned = read_predictor_checkpoint(tuned_dir / "predictor.pt")
+    assert tuned["data"]["init"]["step"] == 4 and tuned["data"]["init"]["paths"] == [str(dataset)]
+    assert tuned["data"]["normalization"] == checkpoint["data"]["normalization"]
     out = tmp_path / "eval.json"
     run_script("eval_predictor.py", f"checkpoint={run_dir}", f"encoder={encoder_path}", "horizons=[1,2]",
                "batch_size=4", f"out={out}", monkeypatch=monkeypatch)

@@ -8,7 +8,14 @@ import torch
 from jepa_wm.data.latents import NormalizationStats
 from jepa_wm.evaluation import evaluate_open_loop
 from jepa_wm.predictor import ACPredictor
-from jepa_wm.predictor_training import PredictorTrainConfig, train_predictor, train_step, validate, validation_subset
+from jepa_wm.predictor_training import (
+    PredictorTrainConfig,
+    init_predictor,
+    train_predictor,
+    train_step,
+    validate,
+    validation_subset,
+)
 from jepa_wm.state_integration import StateIntegration
 from jepa_wm.training import DistributedContext, adamw, list_checkpoints, load_checkpoint
 
@@ -107,3 +114,32 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_config):
     saved = load_checkpoint(resumed.checkpoint)
     assert saved["extra"]["ac_predictor"]["encoder"] == {"fingerprint": "test"}
     assert saved["config"]["normalization"]["action_std"] == [0.5] * 7
+
+
+def test_fine_tuning_starts_from_the_given_predictor(tmp_path, tiny_config):
+    batch = action_driven_batch(4, 4, seed=0)
+    clips = [{key: value[i] for key, value in batch.items()} for i in range(4)]
+    stats = NormalizationStats(torch.zeros(7), torch.ones(7), torch.zeros(7), torch.full((7,), 0.5))
+    info = {"fingerprint": "test"}
+
+    def run(run_dir, total_steps, lr, **kwargs):
+        config = PredictorTrainConfig(total_steps=total_steps, batch_size=2, warmup_steps=1, decay_steps=1,
+                                      peak_lr=lr, start_lr=lr, checkpoint_every=1, val_every=1, val_batches=1)
+        result = train_predictor(run_dir, clips, None, predictor_config=tiny_config(), integration=StateIntegration(),
+                                 encoder_info=info, config=config, context=DistributedContext(), progress=False,
+                                 **kwargs)
+        return load_checkpoint(result.checkpoint)["models"]["ac_predictor"]
+
+    trained = run(tmp_path / "a", 3, 1e-2, stats=stats)
+    init = init_predictor(tmp_path / "a", tiny_config(), StateIntegration(), info)
+    assert init.record["step"] == 3 and init.stats.to_dict() == stats.to_dict()
+    other_stats = NormalizationStats(torch.zeros(7), torch.ones(7), torch.zeros(7), torch.ones(7))
+    fresh = run(tmp_path / "b", 2, 1e-12, stats=other_stats)
+    tuned = run(tmp_path / "c", 2, 1e-12, stats=init.stats, init_state=init.state_dict)
+    for key, value in trained.items():  # two steps at a negligible rate: still the given weights
+        torch.testing.assert_close(tuned[key], value, msg=key)
+    assert not torch.allclose(fresh["action_std"], trained["action_std"])
+    with pytest.raises(ValueError, match=r"cannot start from .*predictor: checkpoint .*'depth': 2.*'depth': 3"):
+        init_predictor(tmp_path / "a", tiny_config(depth=3), StateIntegration(), info)
+    with pytest.raises(ValueError, match=r"encoder: checkpoint \{'fingerprint': 'test'\}, this run"):
+        init_predictor(tmp_path / "a", tiny_config(), StateIntegration(), {"fingerprint": "other"})

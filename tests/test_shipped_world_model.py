@@ -19,6 +19,7 @@ CHECKPOINTS = ROOT / "jepa_wm" / "checkpoints"
 PREDICTOR, ENCODER = CHECKPOINTS / "predictor_tiny.pt", CHECKPOINTS / "encoder_tiny.pt"
 PREDICTOR_2CAM, ENCODER_2CAM = CHECKPOINTS / "predictor_tiny_2cam.pt", CHECKPOINTS / "encoder_tiny_2cam.pt"
 PREDICTOR_2CAM_6K = CHECKPOINTS / "predictor_tiny_2cam_6k.pt"
+PREDICTOR_2CAM_PICK_PLACE = CHECKPOINTS / "predictor_tiny_2cam_pick_place.pt"
 
 
 def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
@@ -58,6 +59,21 @@ def test_shipped_two_camera_predictor_at_6000_steps_continues_the_same_run():
     _assert_rolls_out(checkpoint, ENCODER_2CAM, image_hw=(128, 64), tokens=128)
 
 
+def test_shipped_pick_place_predictor_fine_tunes_the_6000_step_one_on_pick_place_episodes():
+    """README "Pick-and-place's default": train_predictor.py init=<the 6000-step run> on pick_place's files."""
+    assert PREDICTOR_2CAM_PICK_PLACE.stat().st_size < 10 * 2**20
+    checkpoint = read_predictor_checkpoint(PREDICTOR_2CAM_PICK_PLACE)
+    start = read_predictor_checkpoint(PREDICTOR_2CAM_6K)
+    _assert_default_recipe(checkpoint, OmegaConf.load(ROOT / "configs" / "train_predictor.yaml"), total_steps=3000)
+    init = checkpoint["data"]["init"]
+    assert init["step"] == start["step"] == 6000 and init["paths"] == start["data"]["paths"]
+    assert checkpoint["data"]["paths"] == ["data/fs/pretrain_pick_place.hdf5", "data/fs/play_pick_place.hdf5"]
+    assert {f["meta"]["task"] for f in checkpoint["data"]["files"]} == {"pick_place"}
+    assert checkpoint["data"]["normalization"] == start["data"]["normalization"]  # the weights expect it
+    assert checkpoint["config"]["encoder"] == start["config"]["encoder"]
+    _assert_rolls_out(checkpoint, ENCODER_2CAM, image_hw=(128, 64), tokens=128)
+
+
 def _assert_default_recipe(checkpoint: dict, default, total_steps: int) -> None:
     """The checkpoint was trained with configs/train_predictor.yaml's train settings to ``total_steps``."""
     recorded = checkpoint["config"]["train"]
@@ -81,7 +97,7 @@ def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypa
     run_script("plan.py", "task=pick_place", "episodes=1", "max_steps=3", "progress=false", "threads=1",
                f"hydra.run.dir={out}", monkeypatch=monkeypatch)
     record = json.loads((out / "results.json").read_text())
-    assert record["config"]["world_model"]["predictor"].endswith("predictor_tiny_2cam_6k.pt")
+    assert record["config"]["world_model"]["predictor"].endswith("predictor_tiny_2cam_pick_place.pt")
     (episode,) = record["episodes"]
     assert episode["steps"] == 3 and episode["goal_names"] == ["at_cube", "closed", "grasped", "above_target", "placed", "final"]
     assert episode["steps_per_goal"] == [30, 6, 6, 12, 6]  # at_cube left on arrival (energy below 0.03) or after 30
@@ -129,14 +145,17 @@ def test_every_world_model_pair_plans_on_the_cameras_its_encoder_was_trained_on(
 @pytest.mark.parametrize("task", sorted(p.stem for p in (ROOT / "configs" / "task").glob("*.yaml")))
 def test_every_task_plans_with_its_shipped_pair_by_default(task):
     """README "Reach's default": reach plans with the two-camera pair, horizon 2 while far from the
-    marker and the fingers held open; README "Pick-and-place's default": pick_place and pick_place_multi
-    with the two-camera pair's 6000-step predictor, its gripper reader and the grasp on arrival; every
-    other task with the default pair; all but reach at horizon 1, planning the gripper."""
+    marker and the fingers held open; README "Pick-and-place's default": pick_place with the two-camera
+    pair's predictor fine-tuned on its episodes, pick_place_multi with the 6000-step one, both with the
+    two-camera gripper reader and the grasp on arrival; every other task with the default pair; all but
+    reach at horizon 1, planning the gripper."""
     resolved = _plan_config(f"task={task}")
-    pair = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_6k", "pick_place_multi": "tiny_2cam_6k"}.get(task, "tiny")
+    pairs = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_pick_place", "pick_place_multi": "tiny_2cam_6k"}
+    pair = pairs.get(task, "tiny")
     assert resolved["world_model"] == _plan_config(f"task={task}", f"world_model={pair}")["world_model"]
     if task in ("pick_place", "pick_place_multi"):
-        assert resolved["world_model"]["predictor"].endswith("predictor_tiny_2cam_6k.pt")
+        trained = "pick_place" if task == "pick_place" else "6k"
+        assert resolved["world_model"]["predictor"].endswith(f"predictor_tiny_2cam_{trained}.pt")
         assert resolved["world_model"]["gripper_reader"].endswith("gripper_reader_tiny_2cam.pt")
         assert resolved["subgoals"]["energy_threshold"] == [0.03] and resolved["objective"]["action_weight"] == 0
         assert resolved["planner"]["config"]["init_std"] == 0.5  # planner_for_task/cem_cpu_pick_place.yaml

@@ -74,7 +74,7 @@ def main(cfg: DictConfig) -> None:
                                                 **OmegaConf.to_container(cfg.state_integration))
             init = (None if cfg.init is None
                     else init_predictor(cfg.init, predictor_config, integration, encoder_info))
-        except ValueError as err:
+        except (ValueError, FileNotFoundError) as err:
             raise SystemExit(f"error: {err}") from None
         if init is not None:
             stats = init.stats

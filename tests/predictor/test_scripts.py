@@ -84,6 +84,9 @@ def test_train_resume_and_evaluate_end_to_end(tmp_path, monkeypatch):
     tuned = read_predictor_checkpoint(tuned_dir / "predictor.pt")
     assert tuned["data"]["init"]["step"] == 4 and tuned["data"]["init"]["paths"] == [str(dataset)]
     assert tuned["data"]["normalization"] == checkpoint["data"]["normalization"]
+    with pytest.raises(SystemExit, match=r"error: no checkpoint at .*missing\.pt"):
+        run_script("train_predictor.py", *common, f"run_dir={tmp_path / 'other'}", f"init={tmp_path / 'missing.pt'}",
+                   monkeypatch=monkeypatch)
     out = tmp_path / "eval.json"
     run_script("eval_predictor.py", f"checkpoint={run_dir}", f"encoder={encoder_path}", "horizons=[1,2]",
                "batch_size=4", f"out={out}", monkeypatch=monkeypatch)

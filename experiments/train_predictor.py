@@ -14,7 +14,7 @@ Examples::
         train.decay_steps=4500 train.rollout_steps=3 data.clip_len=8 train.num_workers=4 \\
         run_dir=runs/train_predictor/vjepa2_ac
     # fine-tune a trained predictor on other data (its weights and normalisation, a fresh schedule)
-    python experiments/train_predictor.py init=runs/train_predictor/tiny/predictor.pt \
+    python experiments/train_predictor.py init=runs/train_predictor/tiny/predictor.pt \\
         "data.paths=[data/play_pick_place.hdf5]" run_dir=runs/train_predictor/tiny_pick_place
     # two CPU processes (gloo), e.g. to check the data-parallel path
     torchrun --nproc_per_node=2 experiments/train_predictor.py device=cpu threads=1

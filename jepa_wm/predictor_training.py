@@ -20,7 +20,6 @@ start from a trained predictor instead of random weights (fine-tuning, :func:`in
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -253,8 +252,7 @@ def init_predictor(
         "state_integration": (asdict(saved_integration), asdict(integration)),
         "encoder": (checkpoint["extra"][MODEL_NAME]["encoder"], dict(encoder_info)),
     }
-    diffs = [f"{name}: checkpoint {_plain(saved)}, this run {_plain(now)}"
-             for name, (saved, now) in pairs.items() if _plain(saved) != _plain(now)]
+    diffs = [f"{name}: checkpoint {saved}, this run {now}" for name, (saved, now) in pairs.items() if saved != now]
     if diffs:
         raise ValueError(f"cannot start from {path}: " + "; ".join(diffs))
     stats = NormalizationStats(*(getattr(predictor, name).detach().clone()
@@ -263,11 +261,6 @@ def init_predictor(
     record = {"path": str(path), "step": int(checkpoint["step"]), "paths": data.get("paths"),
               "init": data.get("init")}
     return InitPredictor(predictor.state_dict(), stats, record)
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as JSON would store it (tuples as lists), to compare configs read back with live ones."""
-    return json.loads(json.dumps(value))
 
 
 @dataclass(frozen=True)

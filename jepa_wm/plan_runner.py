@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 import envs
 from jepa_wm.gripper_reader import GripperReader
+from jepa_wm.object_reader import ObjectReader
 from jepa_wm.planning import EpisodeConfig, EpisodeResult, load_planning_world_model, run_episode, write_episode_video
 from jepa_wm.world_model import WorldModel
 from planners import MPCConfig, ObjectiveConfig, SubgoalConfig, SubgoalSchedule, WorkspaceBox
@@ -71,9 +72,12 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
         planner = instantiate(resolved["planner"], seed=resolved["seed"], device=device)
         far_planner = _far_planner(resolved, device)
         reader = _gripper_reader(resolved, env)
-        config = EpisodeConfig(objective=ObjectiveConfig(**resolved["objective"]), mpc=MPCConfig(**resolved["mpc"]),
+        objective = ObjectiveConfig(**resolved["objective"])
+        object_reader = _object_reader(world, objective, world_model, device)
+        config = EpisodeConfig(objective=objective, mpc=MPCConfig(**resolved["mpc"]),
                                max_steps=resolved["max_steps"], oracle=world["oracle"], **resolved["subgoals"],
-                               workspace=workspace_box(resolved.get("workspace"), env), gripper_reader=reader)
+                               workspace=workspace_box(resolved.get("workspace"), env), gripper_reader=reader,
+                               object_reader=object_reader)
         _check_task_fits(env, config)
     except (FileNotFoundError, ValueError, TypeError, InstantiationException) as err:
         env.close()
@@ -99,6 +103,28 @@ def _gripper_reader(resolved: Mapping[str, Any], env: gym.Env) -> GripperReader 
         raise ValueError(f"the gripper reader {path} reads {reader.image_hw[0]}x{reader.image_hw[1]} images, the task "
                          f"renders {env.unwrapped.image_hw[0]}x{env.unwrapped.image_hw[1]}: train one on this task's images")
     return reader
+
+
+def _object_reader(world: Mapping[str, Any], objective: ObjectiveConfig, world_model: WorldModel,
+                   device: torch.device) -> ObjectReader | None:
+    """``world["object_reader"]`` when ``objective.object_weight > 0``, else ``None``.
+
+    Raises:
+        FileNotFoundError: the reader checkpoint is missing (the message says how to train one).
+        ValueError: no reader configured, or one trained on another encoder's latents.
+    """
+    if objective.object_weight == 0:
+        return None
+    path = world.get("object_reader")
+    if path is None:
+        raise ValueError(f"objective.object_weight={objective.object_weight} needs world_model.object_reader: a "
+                         "checkpoint of experiments/train_object_reader.py")
+    reader, meta = ObjectReader.load(path)
+    trained_on, encoder = meta.get("encoder_fingerprint"), world_model.encoder.fingerprint()
+    if trained_on != encoder:
+        raise ValueError(f"the object reader {path} was trained on the latents of encoder {trained_on}, the world "
+                         f"model's encoder is {encoder} ({world['encoder']}): train one on this encoder's latents")
+    return reader.to(device)
 
 
 def _far_planner(resolved: Mapping[str, Any], device: torch.device) -> Planner | None:

@@ -35,6 +35,7 @@ from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.frozen import FrozenEncoder
 from jepa_wm.ensemble import EnsembleWorldModel
 from jepa_wm.gripper_reader import GripperReader, closed_labels
+from jepa_wm.object_reader import ObjectReader
 from jepa_wm.world_model import (  # image_tensor also re-exported: simulator_costs and scripts import it from here
     EncoderOnly,
     WorldModel,
@@ -94,6 +95,8 @@ class EpisodeConfig:
             (:mod:`jepa_wm.gripper_reader`); ``"demo"``, the gripper the expert had at that goal
             image (:func:`demo_gripper_targets`; privileged, a diagnostic); ``None``: no targets.
         gripper_reader: the :class:`~jepa_wm.gripper_reader.GripperReader` for ``"reader"``.
+        object_reader: the :class:`~jepa_wm.object_reader.ObjectReader` that ``objective.object_weight``
+            needs: it reads the object's position from each goal latent and each prediction.
     """
 
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -107,8 +110,14 @@ class EpisodeConfig:
     workspace: WorkspaceBox | None = None
     gripper_goals: str | None = None
     gripper_reader: GripperReader | None = None
+    object_reader: ObjectReader | None = None
 
     def __post_init__(self) -> None:
+        if (self.objective.object_weight > 0) != (self.object_reader is not None):
+            raise ValueError("objective.object_weight > 0 and an object_reader go together (world_model.object_reader: "
+                             "a checkpoint of experiments/train_object_reader.py); got object_weight="
+                             f"{self.objective.object_weight} with {'a' if self.object_reader is not None else 'no'} "
+                             "reader")
         if self.gripper_goals not in GRIPPER_GOALS:
             raise ValueError(f"gripper_goals must be one of {list(GRIPPER_GOALS)}, got {self.gripper_goals!r}")
         if (self.gripper_goals == "reader") != (self.gripper_reader is not None):
@@ -301,24 +310,28 @@ def subgoal_config(goals: GoalImages, config: EpisodeConfig) -> SubgoalConfig:
 @dataclass(frozen=True)
 class Goal:
     """A goal for the MPC beyond its latent ``(N, D)``: the weights ``(N,)`` of its tokens in
-    the energy and its gripper target (-1 open, +1 closed; :class:`planners.LatentGoalCost`)."""
+    the energy, its gripper target (-1 open, +1 closed) and its object position ``(3,)`` as the
+    object reader reads the latent (:class:`planners.LatentGoalCost`)."""
 
     latent: Tensor
     token_weights: Tensor | None = None
     gripper: float | None = None
+    object_position: Tensor | None = None
 
 
 def planning_goals(latents: Tensor, first: Tensor, change_weight: float = 0.0,
-                   grippers: Sequence[float] | None = None) -> list[Goal]:
+                   grippers: Sequence[float] | None = None, objects: Tensor | None = None) -> list[Goal]:
     """Goal latents ``(G, N, D)`` in order as :class:`Goal`: with ``change_weight``, each weighted
     by how its tokens change from the goal before (the first goal: from ``first`` ``(N, D)``, the
-    episode's first observation; :func:`planners.change_token_weights`), and with its entry of
-    ``grippers`` (one per goal) as its gripper target."""
-    if grippers is not None and len(grippers) != len(latents):
-        raise ValueError(f"expected one gripper target per goal ({len(latents)}), got {len(grippers)}")
+    episode's first observation; :func:`planners.change_token_weights`), with its entry of
+    ``grippers`` (one per goal) as its gripper target and its row of ``objects`` ``(G, 3)`` as its
+    object position."""
+    for name, values in (("gripper target", grippers), ("object position", objects)):
+        if values is not None and len(values) != len(latents):
+            raise ValueError(f"expected one {name} per goal ({len(latents)}), got {len(values)}")
     previous = torch.cat([first[None].to(latents), latents[:-1]])  # (G, N, D)
     return [Goal(goal, change_token_weights(goal, before, change_weight) if change_weight else None,
-                 None if grippers is None else float(grippers[i]))
+                 None if grippers is None else float(grippers[i]), None if objects is None else objects[i])
             for i, (goal, before) in enumerate(zip(latents, previous, strict=True))]
 
 
@@ -339,8 +352,8 @@ def _gripper_targets(goals: GoalImages, config: EpisodeConfig, gripper_open: flo
     return None
 
 
-def _goal_parts(goal: Tensor | Goal) -> tuple[Tensor, Tensor | None, float | None]:
-    return (goal.latent, goal.token_weights, goal.gripper) if isinstance(goal, Goal) else (goal, None, None)
+def _as_goal(goal: Tensor | Goal) -> Goal:
+    return goal if isinstance(goal, Goal) else Goal(goal)
 
 
 # ---------------------------------------------------------------------- cost
@@ -351,13 +364,16 @@ class WorldModelCosts:
     ``(N, D)`` or :class:`Goal`. The latest observation's latent is kept, so the energy
     and the cost of one step encode it once. With a ``workspace`` box, plans are charged for
     leaving it (positions from the observed state and the world model's ``integration.pos_scale``).
+    With an ``object_reader``, goals that carry an object position charge predictions by where the
+    reader puts the object (``objective.object_weight``).
     """
 
     def __init__(self, world_model: WorldModel, objective: ObjectiveConfig = ObjectiveConfig(),
-                 workspace: WorkspaceBox | None = None) -> None:
+                 workspace: WorkspaceBox | None = None, object_reader: ObjectReader | None = None) -> None:
         self.world_model = world_model
         self.objective = objective
         self.workspace = workspace
+        self.object_reader = object_reader
         self._last: tuple[np.ndarray, Tensor] | None = None
 
     def latent(self, obs: Mapping[str, np.ndarray]) -> Tensor:
@@ -370,9 +386,11 @@ class WorldModelCosts:
 
     def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor | Goal) -> LatentGoalCost:
         """Cost of candidate actions ``(B, H, 7)``: energy of their rollout from ``obs`` vs ``goal``."""
-        latent, weights, gripper = _goal_parts(goal)
-        return LatentGoalCost(self.rollout_fn(obs), latent, self.objective, self.penalty(obs),
-                              observed=self.latent(obs), token_weights=weights, gripper_target=gripper)
+        goal = _as_goal(goal)
+        target = goal.object_position if self.object_reader is not None else None
+        return LatentGoalCost(self.rollout_fn(obs), goal.latent, self.objective, self.penalty(obs),
+                              observed=self.latent(obs), token_weights=goal.token_weights, gripper_target=goal.gripper,
+                              object_reader=None if target is None else self.object_reader, object_target=target)
 
     def rollout_fn(self, obs: Mapping[str, np.ndarray]) -> Callable[[Tensor], Tensor]:
         """The predicted latents of candidate actions from ``obs``: ``(B, H, 7) -> (B, H, N, D)``."""
@@ -389,9 +407,9 @@ class WorldModelCosts:
 
     def energy(self, obs: Mapping[str, np.ndarray], goal: Tensor | Goal) -> float:
         """Energy of the observation itself toward ``goal``."""
-        latent, weights, _ = _goal_parts(goal)
-        return float(latent_energy(self.latent(obs)[None], latent, self.objective.distance, self.objective.smoothing,
-                                   token_weights=weights))
+        goal = _as_goal(goal)
+        return float(latent_energy(self.latent(obs)[None], goal.latent, self.objective.distance,
+                                   self.objective.smoothing, token_weights=goal.token_weights))
 
 
 # ---------------------------------------------------------------------- episodes
@@ -418,15 +436,20 @@ def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Pl
     if config.oracle:
         from jepa_wm.simulator_costs import SimulatorCosts  # it builds on this module
 
-        costs: WorldModelCosts = SimulatorCosts(env, world_model, config.objective, config.workspace)
+        costs: WorldModelCosts = SimulatorCosts(env, world_model, config.objective, config.workspace,
+                                                config.object_reader)
     else:
-        costs = WorldModelCosts(world_model, config.objective, config.workspace)
+        costs = WorldModelCosts(world_model, config.objective, config.workspace, config.object_reader)
     schedule_config = subgoal_config(goals, config)
     latents = encode_goals(world_model, goals)  # (G, N, D)
     weight = config.objective.change_weight
     grippers = _gripper_targets(goals, config, world_model.integration.gripper_open)
-    targets = (planning_goals(latents, costs.latent(obs), weight, grippers) if weight or grippers
-               else list(latents))
+    objects = None
+    if config.object_reader is not None:
+        with torch.no_grad():
+            objects = config.object_reader(latents)  # (G, 3)
+    targets = (planning_goals(latents, costs.latent(obs), weight, grippers, objects)
+               if weight or grippers or objects is not None else list(latents))
     schedule = SubgoalSchedule(targets, schedule_config)
     mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy, far_planner=far_planner)
     mpc.reset(schedule, seed=seed)

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from jepa_wm.planning import WorldModelCosts, image_tensor
+from jepa_wm.object_reader import ObjectReader
 from jepa_wm.world_model import EncoderOnly, WorldModel
 from planners import ObjectiveConfig, WorkspaceBox
 
@@ -35,11 +36,13 @@ class SimulatorCosts(WorldModelCosts):
         world_model: only its encoder is used (an :class:`~jepa_wm.world_model.EncoderOnly` will do).
         objective: distance and steps of the energy.
         workspace: box the planned positions are charged for leaving (``None``: none).
+        object_reader: reads the object's position from latents for ``objective.object_weight``.
     """
 
     def __init__(self, env: gym.Env, world_model: WorldModel | EncoderOnly,
-                 objective: ObjectiveConfig = ObjectiveConfig(), workspace: WorkspaceBox | None = None) -> None:
-        super().__init__(world_model, objective, workspace)
+                 objective: ObjectiveConfig = ObjectiveConfig(), workspace: WorkspaceBox | None = None,
+                 object_reader: ObjectReader | None = None) -> None:
+        super().__init__(world_model, objective, workspace, object_reader)
         self.env = env.unwrapped
         for name in ("sim_state", "set_sim_state"):
             if not callable(getattr(self.env, name, None)):

@@ -35,6 +35,12 @@ frame and the goal latent, averaged over all patch tokens and channels. Here:
   latents sees the fingers only a little; where a goal's gripper state is known, this term sets
   the command (``jepa_wm.planning``: today only the expert's gripper at each goal image, a
   privileged diagnostic; the shipped encoder cannot read it from the image).
+* ``object_weight`` (default 0: none, as the paper) charges the distance between where an
+  object reader (``object_reader`` of :class:`LatentGoalCost`: latents ``(M, N, D)`` -> positions
+  ``(M, 3)``, e.g. :class:`jepa_wm.object_reader.ObjectReader`) puts the object in the predicted
+  latent and where it puts it in the goal latent (``object_target``), on ``object_dims``:
+  ``w * || p(z)[dims] - target[dims] ||_2`` (metres). The latent energy weighs a small object's
+  few tokens like the arm's many; this term weighs the object by what it is.
 
 :class:`LatentGoalCost` wraps a ``rollout(actions) -> predicted latents`` callable and a goal
 latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model. An
@@ -46,7 +52,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Literal
 
 import torch
@@ -81,6 +86,9 @@ class ObjectiveConfig:
         gripper_weight: cost per unit of ``|command - target| / 2`` (1 for the opposite binary
             command), averaged over the plan's steps, when the goal has a gripper target; 0: none.
         gripper_dim: the action dimension of the gripper command.
+        object_weight: cost per metre of the read object position's distance to the goal's (on
+            ``object_dims``), when the cost has an object reader and target; 0: none.
+        object_dims: the position axes that distance counts (default: x and y, on the table).
     """
 
     distance: Distance = "l1"
@@ -92,8 +100,16 @@ class ObjectiveConfig:
     change_weight: float = 0.0
     gripper_weight: float = 0.0
     gripper_dim: int = 6
+    object_weight: float = 0.0
+    object_dims: Sequence[int] = (0, 1)
 
     def __post_init__(self) -> None:
+        if not self.object_weight >= 0:
+            raise ValueError(f"object_weight must be >= 0, got {self.object_weight}")
+        object_dims = tuple(int(d) for d in self.object_dims)
+        if not object_dims or not set(object_dims) <= {0, 1, 2} or len(set(object_dims)) != len(object_dims):
+            raise ValueError(f"object_dims must be distinct axes among 0, 1, 2 (x, y, z), got {list(self.object_dims)}")
+        object.__setattr__(self, "object_dims", object_dims)
         if not 0 <= self.change_weight <= 1:
             raise ValueError(f"change_weight must be in [0, 1], got {self.change_weight}")
         if not self.gripper_weight >= 0:
@@ -225,12 +241,17 @@ class LatentGoalCost:
         token_weights: ``(N,)`` weights of the goal's tokens in the energy (``None``: all alike).
         gripper_target: the goal's gripper command in ``[-1, 1]`` for ``config.gripper_weight``
             (``None``: no gripper cost).
+        object_reader: ``latents (M, N, D) -> positions (M, 3)`` for ``config.object_weight``.
+        object_target: the goal's object position ``(3,)`` as ``object_reader`` reads the goal
+            latent (``None``: no object cost).
     """
 
     def __init__(self, rollout: Callable[[Tensor], Tensor], goal: Tensor,
                  config: ObjectiveConfig = ObjectiveConfig(),
                  penalty: Callable[[Tensor], Tensor] | None = None, observed: Tensor | None = None,
-                 token_weights: Tensor | None = None, gripper_target: float | None = None) -> None:
+                 token_weights: Tensor | None = None, gripper_target: float | None = None,
+                 object_reader: Callable[[Tensor], Tensor] | None = None,
+                 object_target: Tensor | None = None) -> None:
         if not callable(rollout):
             raise TypeError(f"rollout must be callable actions -> z_pred, got {type(rollout).__name__}")
         if not isinstance(goal, Tensor) or goal.ndim != 2:
@@ -248,6 +269,13 @@ class LatentGoalCost:
         if gripper_target is not None and not -1 <= gripper_target <= 1:
             raise ValueError(f"gripper_target must be a command in [-1, 1], got {gripper_target}")
         self.gripper_target = gripper_target
+        if (object_reader is None) != (object_target is None):
+            raise ValueError("object_reader and object_target go together (the goal's object position as the reader "
+                             "reads the goal latent)")
+        if object_target is not None and object_target.shape != (3,):
+            raise ValueError(f"object_target must be a position (3,), got {tuple(object_target.shape)}")
+        self.object_reader = object_reader
+        self.object_target = object_target
 
     @property
     def device(self) -> torch.device:
@@ -286,18 +314,26 @@ class LatentGoalCost:
         observed = self.observed.to(z_pred)  # type: ignore[union-attr]
         return observed + (z_pred - z_still)
 
+    def _score(self, z: Tensor) -> Tensor:
+        """Energies ``(M,)`` of latents ``(M, N, D)``: the latent energy, plus the object term when configured."""
+        energy = latent_energy(z, self.goal, self.config.distance, self.config.smoothing, self.token_weights)
+        if self.config.object_weight == 0 or self.object_reader is None:
+            return energy
+        dims = list(self.config.object_dims)
+        read = self.object_reader(z)[:, dims]  # (M, k)
+        distance = (read - self.object_target.to(read)[dims]).norm(dim=-1)  # type: ignore[union-attr]
+        return energy + self.config.object_weight * distance.to(energy)
+
     def _energy(self, actions: Tensor) -> Tensor:
         z_pred = self._predict(actions)
-        batch, weights = actions.shape[0], self.token_weights
-        energy = partial(latent_energy, distance=self.config.distance, smoothing=self.config.smoothing,
-                         token_weights=weights)
+        batch, energy = actions.shape[0], self._score
         if z_pred.ndim == 3 and self.config.steps == "last":
-            return energy(z_pred, self.goal)
+            return energy(z_pred)
         if z_pred.ndim != 4 or z_pred.shape[0] != batch:
             raise ValueError(f"rollout must return (B, T, N, D) (or (B, N, D) with steps='last') with "
                              f"B={batch}, got {tuple(z_pred.shape)}")
         if self.config.steps == "last":
-            return energy(z_pred[:, -1], self.goal)
+            return energy(z_pred[:, -1])
         steps = z_pred.shape[1]
-        per_step = energy(z_pred.flatten(0, 1), self.goal)  # (B * T,)
+        per_step = energy(z_pred.flatten(0, 1))  # (B * T,)
         return per_step.view(batch, steps).sum(1)  # (B,)

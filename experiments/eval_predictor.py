@@ -10,6 +10,14 @@ Examples::
     python experiments/eval_predictor.py checkpoint=runs/train_predictor/small horizons=[1,2,4]
     python experiments/eval_predictor.py checkpoint=runs/x/checkpoints/step_00001000.pt \\
         data.paths=[data/pick_place.hdf5] data.split=all out=results/pick_place_eval.json
+
+With ``object_reader=<reader.pt>`` (``experiments/train_object_reader.py``, on the same encoder) it
+also reports whether one predicted step moves the object where the true next frame does, as the
+reader reads both, over the held-out clips whose object moved (``jepa_wm.object_reader.evaluate_object_motion``)::
+
+    python experiments/eval_predictor.py checkpoint=jepa_wm/checkpoints/predictor_tiny_2cam_6k.pt \
+        encoder=jepa_wm/checkpoints/encoder_tiny_2cam.pt object_reader=runs/object_reader/push_2cam.pt \
+        "data.paths=[data/fs/pretrain_push.hdf5,data/fs/play_push.hdf5]"
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from torch.utils.data import DataLoader
 from jepa_wm.data.latents import LatentClipDataset, open_clips
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.evaluation import evaluate_open_loop
+from jepa_wm.object_reader import ObjectReader, evaluate_object_motion
 from jepa_wm.world_model import (
     CHECKPOINT_DIR,
     encoder_pool,
@@ -65,14 +74,29 @@ def main(cfg: DictConfig) -> None:
         max_batches=cfg.max_batches,
     )
     log.info("open-loop latent L1 of %s (step %d)\n%s", path, checkpoint["step"], result.table())
+    motion = None if cfg.object_reader is None else _object_motion(cfg, world_model, dataset, device)
     run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
     out = Path(cfg.out) if cfg.out is not None else run_dir / "eval_open_loop.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"checkpoint": str(path), "step": checkpoint["step"], "result": result.to_dict(),
+    report = {"checkpoint": str(path), "step": checkpoint["step"], "result": result.to_dict(), "object_motion": motion,
               "data": {"paths": paths, **data, "clips": len(dataset), "episodes": len(dataset.episodes)},
               "config": OmegaConf.to_container(cfg, resolve=True)}
     out.write_text(json.dumps(report, indent=1))
     log.info("wrote %s", out)
+
+
+def _object_motion(cfg: DictConfig, world_model, dataset, device: torch.device) -> dict:
+    """:func:`evaluate_object_motion` of the predictor on ``dataset``'s clips with the reader ``cfg.object_reader``."""
+    try:
+        reader, meta = ObjectReader.load(cfg.object_reader)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    if meta.get("encoder_fingerprint") != world_model.encoder.fingerprint():
+        raise SystemExit(f"error: the object reader {cfg.object_reader} was trained on another encoder's latents "
+                         f"than {cfg.encoder}")
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False)
+    return evaluate_object_motion(world_model, reader.to(device), loader, dataset.episodes, dataset.frame_skip,
+                                  device=device, max_batches=cfg.max_batches)
 
 
 if __name__ == "__main__":

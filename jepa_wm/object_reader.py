@@ -14,12 +14,15 @@ Nothing privileged at planning time: it sees only latents of images and predicti
 >>> frames = load_object_frames(episodes, caches, frame_stride=2)
 >>> reader, metrics = train_object_reader(frames)
 >>> reader.save("runs/object_reader/push.pt", {"encoder_fingerprint": encoder.fingerprint(), **metrics})
+
+:func:`evaluate_object_motion` asks whether a predictor's next latent moves the object where the
+true next frame does, as the reader sees both (``experiments/eval_predictor.py object_reader=...``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,8 @@ from tqdm.auto import tqdm
 from jepa_wm.data.clips import EpisodeRef
 from jepa_wm.data.hdf5 import DATA
 from jepa_wm.encoders.latent_cache import LATENTS
+from jepa_wm.predictor_training import batch_to_device
+from jepa_wm.world_model import WorldModel
 
 logger = logging.getLogger(__name__)
 
@@ -236,3 +241,83 @@ def xy_errors_cm(predicted: np.ndarray, truth: np.ndarray, prefix: str) -> dict[
     error = np.linalg.norm(predicted[:, :2] - truth[:, :2], axis=1) * 100
     return {f"{prefix}_xy_error_cm_median": float(np.median(error)),
             f"{prefix}_xy_error_cm_p90": float(np.percentile(error, 90))}
+
+
+MOVED = 0.005  # metres: a step moved the object when its xy changed by more than this
+
+
+def object_position(demo: h5py.Group, frame: int) -> np.ndarray:
+    """The object's xyz ``(3,)`` at observation ``frame`` of a demo (frame ``N``: from ``next_obs``)."""
+    rows = demo["obs"][OBJECT_KEY]
+    if frame < len(rows):
+        return np.asarray(rows[frame, :3], dtype=np.float64)
+    return np.asarray(demo["next_obs"][OBJECT_KEY][frame - 1, :3], dtype=np.float64)
+
+
+@torch.no_grad()
+def evaluate_object_motion(world_model: WorldModel, reader: ObjectReader, batches: Iterable[Mapping[str, Any]],
+                           episodes: Sequence[EpisodeRef], frame_skip: int = 1, *, device: torch.device,
+                           max_batches: int | None = None) -> dict[str, Any]:
+    """Does the predictor move the object? One predicted step per clip, read by ``reader``.
+
+    For each clip (``batches`` of a :class:`~jepa_wm.data.clips.ClipDataset`'s items over
+    ``episodes``, with ``latents`` or ``frames``; episodes without ``obs/object`` are skipped)
+    whose object moved more than :data:`MOVED` in xy between its first two frames (``frame_skip``
+    recorded steps apart) and stayed on the table, compares the true xy move with the move the reader sees from the first frame's latent to
+    (a) the true next frame's latent and (b) the predictor's prediction of it after the recorded
+    action. Returns, for each of ``"next_frame"`` and ``"predicted"``: the correlation of the read
+    and true moves per axis (x, y), the median cosine between them and the median read move (cm);
+    and ``moving_clips``, ``clips`` and the median true move (cm).
+    """
+    true_moves, read = [], {"next_frame": [], "predicted": []}
+    clips = 0
+    handles: dict[str, h5py.File] = {}
+    try:
+        for i, batch in enumerate(tqdm(batches, desc="object motion", unit="batch", total=max_batches)):
+            if max_batches is not None and i >= max_batches:
+                break
+            z, actions, states = batch_to_device(batch, device, world_model.encoder)  # (B, T, N, D), ...
+            clips += len(z)
+            rows = []
+            for row, (episode, start) in enumerate(zip(batch["episode"].tolist(), batch["start"].tolist())):
+                ref = episodes[episode]
+                if ref.path not in handles:
+                    handles[ref.path] = h5py.File(ref.path, "r")
+                demo = handles[ref.path][DATA][ref.demo]
+                if OBJECT_KEY not in demo["obs"]:  # e.g. reach: no object to follow
+                    continue
+                before, after = object_position(demo, start), object_position(demo, start + frame_skip)
+                if np.linalg.norm(after[:2] - before[:2]) > MOVED and on_table(np.stack([before, after])).all():
+                    rows.append(row)
+                    true_moves.append(after[:2] - before[:2])
+            if not rows:
+                continue
+            predicted = world_model.rollout(z[rows, :1], states[rows, :1], actions[rows, :1])[:, 0]  # (M, N, D)
+            now, nxt, pred = (reader(latents)[:, :2].double().cpu() for latents in (z[rows, 0], z[rows, 1], predicted))
+            read["next_frame"].extend((nxt - now).numpy())
+            read["predicted"].extend((pred - now).numpy())
+    finally:
+        for handle in handles.values():
+            handle.close()
+    if len(true_moves) < 2:
+        raise ValueError(f"{len(true_moves)} of {clips} clips moved the object more than {MOVED * 100:.1f} cm: "
+                         "need at least 2 (episodes where the object is pushed or carried)")
+    truth = np.stack(true_moves)  # (M, 2)
+    result: dict[str, Any] = {"clips": clips, "moving_clips": len(truth),
+                              "true_move_cm_median": float(np.median(np.linalg.norm(truth, axis=1)) * 100)}
+    for name, moves in read.items():
+        seen = np.stack(moves)  # (M, 2)
+        cosine = (seen * truth).sum(1) / np.maximum(np.linalg.norm(seen, axis=1) * np.linalg.norm(truth, axis=1),
+                                                    1e-12)
+        result[name] = {"correlation_xy": [correlation(truth[:, a], seen[:, a]) for a in (0, 1)],
+                        "cosine_median": float(np.median(cosine)),
+                        "read_move_cm_median": float(np.median(np.linalg.norm(seen, axis=1)) * 100)}
+    logger.info("object motion over %d moving clips: %s", len(truth), result)
+    return result
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two ``(n,)`` arrays; 0 when either is constant (nothing moves with the other)."""
+    a, b = a - a.mean(), b - b.mean()
+    scale = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / scale) if scale > 0 else 0.0

@@ -4,6 +4,7 @@ and charges plans by where it puts the object."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import h5py
@@ -16,11 +17,25 @@ from omegaconf import OmegaConf
 import envs
 from jepa_wm.data import HELD_OUT_SEED_START, ClipDataset
 from jepa_wm.data.hdf5 import demo_name, init_data_group, write_demo
-from jepa_wm.object_reader import ObjectFrames, ObjectReader, load_object_frames, on_table, train_object_reader
+from jepa_wm.object_reader import (
+    ObjectFrames,
+    ObjectReader,
+    evaluate_object_motion,
+    load_object_frames,
+    on_table,
+    train_object_reader,
+)
 from jepa_wm.plan_runner import PlanSetupError, build
 from jepa_wm.planning import EpisodeConfig, Goal, WorldModelCosts, encode_goals, load_planning_world_model, run_episode
 from planners import ObjectiveConfig
-from tests.helpers import ROOT, random_episode, run_script, tiny_planner, write_tiny_world_model
+from tests.helpers import (
+    ROOT,
+    random_episode,
+    run_script,
+    save_predictor_checkpoint,
+    tiny_planner,
+    write_tiny_world_model,
+)
 
 IMG = 16
 SEED = HELD_OUT_SEED_START
@@ -183,3 +198,43 @@ def test_script_trains_from_latent_caches_and_plan_checks_the_encoder(tmp_path: 
     env, _, _, config, _ = build(resolve(f"world_model.object_reader={out}"), cpu)
     env.close()
     assert isinstance(config.object_reader, ObjectReader) and config.objective.object_weight == 0.5
+
+
+class _CopyLast(torch.nn.Module):
+    """A world model whose prediction is the observed latent: it moves nothing."""
+
+    def __init__(self, world_model) -> None:
+        super().__init__()
+        self.encoder = world_model.encoder
+
+    def rollout(self, z_context, states, actions):
+        return z_context[:, -1:].expand(-1, actions.shape[1], -1, -1)
+
+
+def test_object_motion_counts_moving_clips_and_reads_both_moves(tmp_path: Path, monkeypatch) -> None:
+    encoder, predictor = write_tiny_world_model(tmp_path, img_size=IMG)
+    data = _file_with_objects(tmp_path / "push.hdf5")
+    world_model = load_planning_world_model(encoder, predictor, image_size=IMG)
+    tokens, dim = world_model.encoder.grid_hw[0] * world_model.encoder.grid_hw[1], world_model.encoder.embed_dim
+    torch.manual_seed(0)
+    reader = ObjectReader(tokens, dim)
+    dataset = ClipDataset(data, clip_len=2, split="all")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8)
+    # every step moves the object (fresh uniform positions) except into and out of row 3, off the table
+    expected = 6 * (9 - 2)
+    result = evaluate_object_motion(world_model, reader, loader, dataset.episodes, device=torch.device("cpu"))
+    assert result["clips"] == len(dataset) == 6 * 9 and result["moving_clips"] == expected
+    assert set(result["predicted"]) == {"correlation_xy", "cosine_median", "read_move_cm_median"}
+    assert result["next_frame"]["read_move_cm_median"] > 0
+    still = evaluate_object_motion(_CopyLast(world_model), reader, loader, dataset.episodes, device=torch.device("cpu"))
+    assert still["predicted"] == {"correlation_xy": [0.0, 0.0], "cosine_median": 0.0, "read_move_cm_median": 0.0}
+    assert still["next_frame"] == result["next_frame"]  # the true frames' reading does not depend on the predictor
+
+    reader.save(tmp_path / "reader.pt", {"encoder_fingerprint": world_model.encoder.fingerprint()})
+    save_predictor_checkpoint(tmp_path / "run", world_model, data={
+        "paths": [str(data)], "frame_skip": 1, "val_fraction": 0.34, "split_seed": 0, "flip_images": False})
+    out = tmp_path / "eval.json"
+    run_script("eval_predictor.py", f"checkpoint={tmp_path / 'run'}", f"encoder={encoder}", "horizons=[1]",
+               "batch_size=2", f"object_reader={tmp_path / 'reader.pt'}", f"out={out}", monkeypatch=monkeypatch)
+    report = json.loads(out.read_text())
+    assert report["object_motion"]["moving_clips"] == 2 * 3  # 2 held-out episodes, clips at steps 0, 4, 8

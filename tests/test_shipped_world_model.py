@@ -147,10 +147,11 @@ def test_every_task_plans_with_its_shipped_pair_by_default(task):
     """README "Reach's default": reach plans with the two-camera pair, horizon 2 while far from the
     marker and the fingers held open; README "Pick-and-place's default": pick_place with the two-camera
     pair's predictor fine-tuned on its episodes, pick_place_multi with the 6000-step one, both with the
-    two-camera gripper reader and the grasp on arrival; every other task with the default pair; all but
-    reach at horizon 1, planning the gripper."""
+    two-camera gripper reader and the grasp on arrival; push with the 6000-step two-camera pair ("Planning
+    results"); every other task with the default pair; all but reach at horizon 1, planning the gripper."""
     resolved = _plan_config(f"task={task}")
-    pairs = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_pick_place", "pick_place_multi": "tiny_2cam_6k"}
+    pairs = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_pick_place", "pick_place_multi": "tiny_2cam_6k",
+             "push": "tiny_2cam_6k"}
     pair = pairs.get(task, "tiny")
     assert resolved["world_model"] == _plan_config(f"task={task}", f"world_model={pair}")["world_model"]
     if task in ("pick_place", "pick_place_multi"):

@@ -88,12 +88,9 @@ def main(cfg: DictConfig) -> None:
 def _object_motion(cfg: DictConfig, world_model, dataset, device: torch.device) -> dict:
     """:func:`evaluate_object_motion` of the predictor on ``dataset``'s clips with the reader ``cfg.object_reader``."""
     try:
-        reader, meta = ObjectReader.load(cfg.object_reader)
+        reader, _ = ObjectReader.load(cfg.object_reader, encoder_fingerprint=world_model.encoder.fingerprint())
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
-    if meta.get("encoder_fingerprint") != world_model.encoder.fingerprint():
-        raise SystemExit(f"error: the object reader {cfg.object_reader} was trained on another encoder's latents "
-                         f"than {cfg.encoder}")
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False)
     return evaluate_object_motion(world_model, reader.to(device), loader, dataset.episodes, dataset.frame_skip,
                                   device=device, max_batches=cfg.max_batches)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from jepa_wm.training.checkpoint import atomic_torch_save
 from jepa_wm.world_model import image_tensor
 
 logger = logging.getLogger(__name__)
@@ -73,13 +74,8 @@ class GripperReader(nn.Module):
 
     def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
         """Write the weights, image size and ``meta`` (how it was trained) to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save({"format": READER_FORMAT, "image_hw": list(self.image_hw), "state_dict": self.state_dict(),
-                    "meta": meta or {}}, tmp)
-        tmp.replace(path)
-        return path
+        return atomic_torch_save({"format": READER_FORMAT, "image_hw": list(self.image_hw),
+                                  "state_dict": self.state_dict(), "meta": meta or {}}, path)
 
     @classmethod
     def load(cls, path: str | Path) -> tuple[GripperReader, dict[str, Any]]:

@@ -38,6 +38,7 @@ from jepa_wm.data.clips import EpisodeRef
 from jepa_wm.data.hdf5 import DATA
 from jepa_wm.encoders.latent_cache import LATENTS
 from jepa_wm.predictor_training import batch_to_device
+from jepa_wm.training.checkpoint import atomic_torch_save
 from jepa_wm.world_model import WorldModel
 
 logger = logging.getLogger(__name__)
@@ -83,21 +84,17 @@ class ObjectReader(nn.Module):
 
     def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
         """Write the weights, sizes and ``meta`` (how it was trained, the encoder's fingerprint) to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save({"format": READER_FORMAT, "tokens": self.shape[0], "dim": self.shape[1], "width": self.width,
-                    "hidden": self.hidden, "state_dict": self.state_dict(), "meta": meta or {}}, tmp)
-        tmp.replace(path)
-        return path
+        return atomic_torch_save({"format": READER_FORMAT, "tokens": self.shape[0], "dim": self.shape[1],
+                                  "width": self.width, "hidden": self.hidden, "state_dict": self.state_dict(),
+                                  "meta": meta or {}}, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> tuple[ObjectReader, dict[str, Any]]:
-        """The reader at ``path`` and its ``meta``.
+    def load(cls, path: str | Path, encoder_fingerprint: str | None = None) -> tuple[ObjectReader, dict[str, Any]]:
+        """The reader at ``path`` and its ``meta``; with ``encoder_fingerprint``, checked to read that encoder's latents.
 
         Raises:
             FileNotFoundError: no file (the message says how to train one).
-            ValueError: the file is not an object reader.
+            ValueError: the file is not an object reader, or was trained on another encoder's latents.
         """
         path = Path(path)
         if not path.is_file():
@@ -107,9 +104,14 @@ class ObjectReader(nn.Module):
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or state.get("format") != READER_FORMAT:
             raise ValueError(f"{path} is not an object reader (expected format {READER_FORMAT!r})")
+        meta = dict(state.get("meta") or {})
+        trained_on = meta.get("encoder_fingerprint")
+        if encoder_fingerprint is not None and trained_on != encoder_fingerprint:
+            raise ValueError(f"the object reader {path} was trained on the latents of encoder {trained_on}, the world "
+                             f"model's encoder is {encoder_fingerprint}: train one on this encoder's latents")
         reader = cls(state["tokens"], state["dim"], state["width"], state["hidden"])
         reader.load_state_dict(state["state_dict"])
-        return reader.eval().requires_grad_(False), dict(state.get("meta") or {})
+        return reader.eval().requires_grad_(False), meta
 
 
 @dataclass(frozen=True)

@@ -119,11 +119,7 @@ def _object_reader(world: Mapping[str, Any], objective: ObjectiveConfig, world_m
     if path is None:
         raise ValueError(f"objective.object_weight={objective.object_weight} needs world_model.object_reader: a "
                          "checkpoint of experiments/train_object_reader.py")
-    reader, meta = ObjectReader.load(path)
-    trained_on, encoder = meta.get("encoder_fingerprint"), world_model.encoder.fingerprint()
-    if trained_on != encoder:
-        raise ValueError(f"the object reader {path} was trained on the latents of encoder {trained_on}, the world "
-                         f"model's encoder is {encoder} ({world['encoder']}): train one on this encoder's latents")
+    reader, _ = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint())
     return reader.to(device)
 
 

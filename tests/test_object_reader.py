@@ -72,6 +72,9 @@ def test_training_reads_the_position_and_round_trips(tmp_path: Path) -> None:
     loaded, meta = ObjectReader.load(path)
     assert meta == {"encoder_fingerprint": "abc"} and loaded.shape == (16, 8)
     torch.testing.assert_close(loaded(frames.latents[:5]), reader(frames.latents[:5]))
+    assert ObjectReader.load(path, encoder_fingerprint="abc")[1] == meta
+    with pytest.raises(ValueError, match="trained on the latents of encoder abc, the world model's encoder is xyz"):
+        ObjectReader.load(path, encoder_fingerprint="xyz")
     with pytest.raises(ValueError, match=r"takes latents \(B, 16, 8\)"):
         reader(torch.zeros(2, 4, 8))
     with pytest.raises(FileNotFoundError, match="train_object_reader.py"):

@@ -73,7 +73,8 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
         far_planner = _far_planner(resolved, device)
         reader = _gripper_reader(resolved, env)
         objective = ObjectiveConfig(**resolved["objective"])
-        object_reader = _object_reader(world, objective, world_model, device)
+        object_reader = _object_reader(world, objective, resolved["subgoals"].get("object_arrival"), world_model,
+                                       device)
         config = EpisodeConfig(objective=objective, mpc=MPCConfig(**resolved["mpc"]),
                                max_steps=resolved["max_steps"], oracle=world["oracle"], **resolved["subgoals"],
                                workspace=workspace_box(resolved.get("workspace"), env), gripper_reader=reader,
@@ -105,20 +106,22 @@ def _gripper_reader(resolved: Mapping[str, Any], env: gym.Env) -> GripperReader 
     return reader
 
 
-def _object_reader(world: Mapping[str, Any], objective: ObjectiveConfig, world_model: WorldModel,
-                   device: torch.device) -> ObjectReader | None:
-    """``world["object_reader"]`` when ``objective.object_weight > 0``, else ``None``.
+def _object_reader(world: Mapping[str, Any], objective: ObjectiveConfig, object_arrival: float | None,
+                   world_model: WorldModel, device: torch.device) -> ObjectReader | None:
+    """``world["object_reader"]`` when ``objective.object_weight > 0`` or ``subgoals.object_arrival`` is set,
+    else ``None``.
 
     Raises:
         FileNotFoundError: the reader checkpoint is missing (the message says how to train one).
         ValueError: no reader configured, or one trained on another encoder's latents.
     """
-    if objective.object_weight == 0:
+    if objective.object_weight == 0 and object_arrival is None:
         return None
     path = world.get("object_reader")
     if path is None:
-        raise ValueError(f"objective.object_weight={objective.object_weight} needs world_model.object_reader: a "
-                         "checkpoint of experiments/train_object_reader.py")
+        raise ValueError(f"objective.object_weight={objective.object_weight} and subgoals.object_arrival="
+                         f"{object_arrival} need world_model.object_reader: a checkpoint of "
+                         "experiments/train_object_reader.py")
     reader, _ = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint())
     return reader.to(device)
 

@@ -96,7 +96,12 @@ class EpisodeConfig:
             image (:func:`demo_gripper_targets`; privileged, a diagnostic); ``None``: no targets.
         gripper_reader: the :class:`~jepa_wm.gripper_reader.GripperReader` for ``"reader"``.
         object_reader: the :class:`~jepa_wm.object_reader.ObjectReader` that ``objective.object_weight``
-            needs: it reads the object's position from each goal latent and each prediction.
+            and ``object_arrival`` need: it reads the object's position from each goal latent, each
+            prediction and each observation.
+        object_arrival: ``None`` or a distance ``d`` (m): on any goal, hold still without planning
+            while the reader puts the observed object within ``d`` of where it puts it in the final
+            goal (on ``objective.object_dims``): a push that has brought the cube there stops instead of
+            pushing it on. The planner's own read of the image, never the simulator's state.
     """
 
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -111,13 +116,18 @@ class EpisodeConfig:
     gripper_goals: str | None = None
     gripper_reader: GripperReader | None = None
     object_reader: ObjectReader | None = None
+    object_arrival: float | None = None
 
     def __post_init__(self) -> None:
-        if (self.objective.object_weight > 0) != (self.object_reader is not None):
-            raise ValueError("objective.object_weight > 0 and an object_reader go together (world_model.object_reader: "
-                             "a checkpoint of experiments/train_object_reader.py); got object_weight="
-                             f"{self.objective.object_weight} with {'a' if self.object_reader is not None else 'no'} "
-                             "reader")
+        if self.object_arrival is not None and (isinstance(self.object_arrival, bool)
+                                                or not isinstance(self.object_arrival, (int, float))
+                                                or not self.object_arrival > 0):
+            raise ValueError(f"object_arrival must be None or a distance > 0 (m), got {self.object_arrival!r}")
+        if self.uses_object_reader != (self.object_reader is not None):
+            raise ValueError("objective.object_weight > 0 or object_arrival and an object_reader go together "
+                             "(world_model.object_reader: a checkpoint of experiments/train_object_reader.py); got "
+                             f"object_weight={self.objective.object_weight}, object_arrival={self.object_arrival} "
+                             f"with {'a' if self.object_reader is not None else 'no'} reader")
         if self.gripper_goals not in GRIPPER_GOALS:
             raise ValueError(f"gripper_goals must be one of {list(GRIPPER_GOALS)}, got {self.gripper_goals!r}")
         if (self.gripper_goals == "reader") != (self.gripper_reader is not None):
@@ -137,6 +147,11 @@ class EpisodeConfig:
         threshold = self.energy_threshold
         if threshold is not None and not isinstance(threshold, (int, float)):
             object.__setattr__(self, "energy_threshold", SubgoalConfig(energy_threshold=threshold).energy_threshold)
+
+    @property
+    def uses_object_reader(self) -> bool:
+        """Whether these settings read object positions (``objective.object_weight`` or ``object_arrival``)."""
+        return self.objective.object_weight > 0 or self.object_arrival is not None
 
 
 @dataclass
@@ -384,6 +399,13 @@ class WorldModelCosts:
                 self._last = (image, self.world_model.encode(image_tensor(image)))  # (N, D)
         return self._last[1]
 
+    def object_position(self, obs: Mapping[str, np.ndarray]) -> Tensor:
+        """Where the object reader puts the object in the observation ``(3,)`` (m)."""
+        if self.object_reader is None:
+            raise ValueError("object_position needs an object_reader")
+        with torch.no_grad():
+            return self.object_reader(self.latent(obs)[None])[0]
+
     def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor | Goal) -> LatentGoalCost:
         """Cost of candidate actions ``(B, H, 7)``: energy of their rollout from ``obs`` vs ``goal``."""
         goal = _as_goal(goal)
@@ -413,6 +435,14 @@ class WorldModelCosts:
 
 
 # ---------------------------------------------------------------------- episodes
+def _object_arrived(costs: WorldModelCosts, target: Tensor, dims: Sequence[int], distance: float,
+                    obs: Mapping[str, np.ndarray]) -> bool:
+    """Whether the object read from ``obs`` lies within ``distance`` (m) of ``target`` ``(3,)`` on ``dims``."""
+    dims = list(dims)
+    read = costs.object_position(obs)  # (3,)
+    return bool(torch.linalg.vector_norm(read[dims] - target.to(read)[dims]) < distance)
+
+
 def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Planner, config: EpisodeConfig,
                 seed: int, *, keep_frames: bool = True, progress: bool = False,
                 far_planner: Planner | None = None) -> EpisodeResult:
@@ -451,7 +481,11 @@ def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Pl
     targets = (planning_goals(latents, costs.latent(obs), weight, grippers, objects)
                if weight or grippers or objects is not None else list(latents))
     schedule = SubgoalSchedule(targets, schedule_config)
-    mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy, far_planner=far_planner)
+    done_fn = None
+    if config.object_arrival is not None:
+        assert objects is not None
+        done_fn = partial(_object_arrived, costs, objects[-1], config.objective.object_dims, config.object_arrival)
+    mpc = MPC(planner, costs.make_cost, config.mpc, energy_fn=costs.energy, far_planner=far_planner, done_fn=done_fn)
     mpc.reset(schedule, seed=seed)
     limit = config.max_steps or env.spec.max_episode_steps
     frames = [obs["image"]] if keep_frames else []

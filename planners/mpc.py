@@ -111,8 +111,8 @@ class MPCLog:
     ``plan_times_s``, ``energies`` (the plan's cost), ``iterations``, ``timed_out`` and
     ``held`` (whether the hold replaced the plan, see ``MPCConfig.hold_margin``) and ``far``
     (whether the far planner made it, see ``MPCConfig.far_energy``). Steps held
-    because the goal counted as reached (``MPCConfig.arrival_energy``) make no plan; they are
-    listed in ``arrived_steps``.
+    because the goal counted as reached (``MPCConfig.arrival_energy``, or the MPC's ``done_fn``)
+    make no plan; they are listed in ``arrived_steps``.
     """
 
     actions: list[np.ndarray] = field(default_factory=list)
@@ -146,11 +146,14 @@ class MPC(Generic[Obs, G]):
             goal, used by the sub-goal threshold and logged per step as ``observed_energies``.
         far_planner: the planner used while the observed energy is above
             ``config.far_energy`` (required with it, refused without it); same action space.
+        done_fn: optional ``obs -> bool``: the task counts as done at this observation whatever
+            the current goal (e.g. the object is read where the final goal has it); while it
+            says so the robot holds still without planning, as on ``config.arrival_energy``.
     """
 
     def __init__(self, planner: Planner, make_cost: Callable[[Obs, G], CostFunction],
                  config: MPCConfig = MPCConfig(), energy_fn: Callable[[Obs, G], float] | None = None,
-                 far_planner: Planner | None = None) -> None:
+                 far_planner: Planner | None = None, done_fn: Callable[[Obs], bool] | None = None) -> None:
         for name, p in (("planner", planner), ("far_planner", far_planner)):
             if p is not None and config.execute_steps > p.horizon:
                 raise ValueError(f"execute_steps ({config.execute_steps}) must be <= the {name}'s "
@@ -170,6 +173,7 @@ class MPC(Generic[Obs, G]):
         self.make_cost = make_cost
         self.config = config
         self.energy_fn = energy_fn
+        self.done_fn = done_fn
         self.log = MPCLog()
         self._schedule: SubgoalSchedule[G] | None = None
         self._queue: list[Tensor] = []
@@ -286,7 +290,8 @@ class MPC(Generic[Obs, G]):
         Re-plans when the actions of the last plan are used up, and moves to the next goal
         when the schedule says so (then the remaining actions are dropped and the plan is
         not warm-started, since it aimed at the old goal). On the final goal, while the
-        observed energy is below ``MPCConfig.arrival_energy``, it holds still without planning.
+        observed energy is below ``MPCConfig.arrival_energy``, and on any goal while ``done_fn(obs)``
+        says the task is done, it holds still without planning.
         """
         schedule = self._schedule
         if schedule is None:
@@ -297,7 +302,8 @@ class MPC(Generic[Obs, G]):
         if switched:
             logger.info("step %d: switching to goal %d", self._steps, schedule.index)
             self._drop_plan()
-        if not switched and self._arrived(energy):  # after a switch, energy is toward the old goal
+        done = self.done_fn is not None and bool(self.done_fn(obs))
+        if done or (not switched and self._arrived(energy)):  # after a switch, energy is toward the old goal
             if self._last_plan is not None:  # leaving the goal later starts a fresh plan
                 self._drop_plan()
             self.log.arrived_steps.append(self._steps)

@@ -26,7 +26,9 @@ from jepa_wm.object_reader import (
     train_object_reader,
 )
 from jepa_wm.plan_runner import PlanSetupError, build
-from jepa_wm.planning import EpisodeConfig, Goal, WorldModelCosts, encode_goals, load_planning_world_model, run_episode
+from jepa_wm.planning import (
+    EpisodeConfig, Goal, WorldModelCosts, encode_goals, image_tensor, load_planning_world_model, run_episode,
+)
 from planners import ObjectiveConfig
 from tests.helpers import (
     ROOT,
@@ -142,6 +144,34 @@ def test_episode_reads_each_goals_object_position(tmp_path: Path) -> None:
         torch.testing.assert_close(position, want)
 
 
+def test_object_arrival_holds_while_the_read_object_is_at_the_final_goals(tmp_path: Path) -> None:
+    world_model = load_planning_world_model(*write_tiny_world_model(tmp_path, img_size=IMG), image_size=IMG)
+    tokens, dim = world_model.encoder.grid_hw[0] * world_model.encoder.grid_hw[1], world_model.encoder.embed_dim
+    torch.manual_seed(0)
+    reader = ObjectReader(tokens, dim)
+    env = envs.make("push", image_size=IMG)
+    obs, _ = env.reset(seed=SEED)
+    with torch.no_grad():
+        final = reader(encode_goals(world_model, env.unwrapped.goal_images()))[-1]  # (3,)
+        observed = reader(world_model.encode(image_tensor(obs["image"]))[None])[0]
+    costs = WorldModelCosts(world_model, object_reader=reader)
+    torch.testing.assert_close(costs.object_position(obs), observed)
+    apart = float((observed[:2] - final[:2]).norm())  # the random reader's xy distance, first observation
+    results = {}
+    for name, distance in (("near", apart * 1.01), ("far", apart * 0.99)):
+        config = EpisodeConfig(steps_per_goal=(1, 1), object_reader=reader, object_arrival=distance, max_steps=2)
+        results[name] = run_episode(env, world_model, tiny_planner(), config, seed=SEED, keep_frames=False)
+    assert results["near"].mpc["arrived_steps"][0] == 0 and 0 not in results["near"].mpc["plan_steps"]
+    assert results["far"].mpc["plan_steps"][0] == 0 and 0 not in results["far"].mpc["arrived_steps"]
+    for bad in (0.0, -0.1, True):
+        with pytest.raises(ValueError, match="object_arrival"):
+            EpisodeConfig(object_reader=reader, object_arrival=bad)
+    with pytest.raises(ValueError, match="go together"):
+        EpisodeConfig(object_arrival=0.02)
+    with pytest.raises(ValueError, match="object_position needs an object_reader"):
+        WorldModelCosts(world_model).object_position(obs)
+
+
 def _file_with_objects(path: Path, episodes: int = 6, steps: int = 9) -> Path:
     """Random 16x16 episodes whose obs/object is a position on the table (row 3 off it)."""
     with h5py.File(path, "w") as file:
@@ -191,7 +221,7 @@ def test_script_trains_from_latent_caches_and_plan_checks_the_encoder(tmp_path: 
             return OmegaConf.to_container(compose(config_name="plan", overrides=[*base, *overrides]), resolve=True)
 
     cpu = torch.device("cpu")
-    with pytest.raises(PlanSetupError, match="needs world_model.object_reader"):
+    with pytest.raises(PlanSetupError, match="need world_model.object_reader"):
         build(resolve(), cpu)
     with pytest.raises(PlanSetupError, match="train_object_reader.py"):
         build(resolve(f"world_model.object_reader={tmp_path / 'none.pt'}"), cpu)
@@ -201,6 +231,10 @@ def test_script_trains_from_latent_caches_and_plan_checks_the_encoder(tmp_path: 
     env, _, _, config, _ = build(resolve(f"world_model.object_reader={out}"), cpu)
     env.close()
     assert isinstance(config.object_reader, ObjectReader) and config.objective.object_weight == 0.5
+    env, _, _, config, _ = build(resolve(f"world_model.object_reader={out}", "objective.object_weight=0",
+                                         "subgoals.object_arrival=0.02"), cpu)  # the stop alone needs it too
+    env.close()
+    assert isinstance(config.object_reader, ObjectReader) and config.object_arrival == 0.02
 
 
 class _CopyLast(torch.nn.Module):

@@ -204,6 +204,23 @@ def test_arrival_energy_is_only_for_the_final_goal() -> None:
         MPC(planner, make_cost, MPCConfig(arrival_energy=0.1))
 
 
+def test_done_fn_holds_on_any_goal_while_the_task_reads_done() -> None:
+    # the sub-goal is at x = 4, but the task is done once x >= 1.5: the hand stops there, on the sub-goal
+    env = PointMass(start=(0.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
+    planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=64, iterations=3)
+    schedule = SubgoalSchedule([torch.tensor([4.0, 0.0]), torch.tensor([6.0, 0.0])], SubgoalConfig(steps_per_goal=[20]))
+    mpc = MPC(planner, make_cost, MPCConfig(), done_fn=lambda obs: bool(obs[0] >= 1.5))
+    mpc.reset(schedule)
+    log = mpc.run(env.pos.copy(), env.step, max_steps=8)
+    first = log.arrived_steps[0]
+    assert 1 <= first <= 2 and log.arrived_steps == list(range(first, 8))  # every step from there on holds
+    assert 1.5 <= env.pos[0] <= 2.1 and set(log.goal_indices) == {0}  # stopped short of the sub-goal
+    assert log.plan_steps == list(range(first)) and len(log.actions) == 8
+    env.pos = np.array([0.0, 0.0], dtype=np.float32)  # pushed back: not done, it plans again
+    mpc.run(env.pos.copy(), env.step, max_steps=4)
+    assert log.plan_steps[-1] >= 8 and env.pos[0] >= 1.5
+
+
 def test_far_planner_plans_while_the_observed_energy_is_high() -> None:
     env = PointMass(start=(6.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
     near = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=64, iterations=3)

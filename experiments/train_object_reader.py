@@ -9,7 +9,8 @@ Examples::
 Reads every ``frame_stride``-th observation's latent from the encoder's latent caches of
 ``data.paths`` (built first when missing, as ``train_predictor.py data.latents=build`` does),
 labelled by the object's true position (``obs/object``; frames whose object fell off the
-table are left out), trains the reader on all but ``held_out`` of the episodes, logs its
+table are left out) or, with ``target=hand``, by the grip site's (``obs/state``, the robot's own
+proprioception: a hand reader, for ``objective.hand_weight``), trains the reader on all but ``held_out`` of the episodes, logs its
 error on those, and writes it to ``out`` with the encoder's fingerprint (plan.py checks it)
 and what it was trained on (``jepa_wm/object_reader.py``).
 """
@@ -45,14 +46,14 @@ def main(cfg: DictConfig) -> None:
                                  "(data.latents=auto builds them)")
             caches = [build_latent_cache(path, encoder, progress=cfg.progress) for path in paths]
         frames = load_object_frames(dataset.episodes, dict(zip(paths, map(str, caches), strict=True)),
-                                    cfg.frame_stride, progress=cfg.progress)
+                                    cfg.frame_stride, progress=cfg.progress, target=cfg.target)
     except (FileNotFoundError, ValueError, KeyError) as err:
         raise SystemExit(f"error: {err}") from None
     log.info("%d frames of %d episodes", len(frames.positions), len(dataset.episodes))
     reader, metrics = train_object_reader(frames, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                                           weight_decay=cfg.weight_decay, width=cfg.width, hidden=cfg.hidden,
                                           held_out=cfg.held_out, seed=cfg.seed, progress=cfg.progress)
-    meta = {**metrics, "encoder_fingerprint": encoder.fingerprint(), "encoder": str(cfg.encoder),
+    meta = {**metrics, "target": cfg.target, "encoder_fingerprint": encoder.fingerprint(), "encoder": str(cfg.encoder),
             "config": OmegaConf.to_container(cfg, resolve=True),
             "data": [summary.to_dict() for summary in dataset.summaries]}
     log.info("held-out xy error median %.2f cm; written to %s", metrics["held_out_xy_error_cm_median"],

@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 READER_FORMAT = "jepa_wm.object_reader/1"
 OBJECT_KEY = "object"  # obs/object: the manipulated object's xyz first
+STATE_KEY = "state"  # obs/state: the robot's proprioception, the grip site's xyz first
+TARGETS = ("object", "hand")  # what a reader reads: the object (obs/object) or the grip site (obs/state)
 TABLE_XY = 0.5  # metres: frames whose object is farther from the table's centre fell off it ...
 TABLE_Z = (0.0, 0.2)  # ... or lie outside these heights; they are left out of training
 
@@ -137,21 +139,25 @@ def on_table(positions: np.ndarray) -> np.ndarray:
 
 
 def load_object_frames(episodes: Sequence[EpisodeRef], caches: Mapping[str, str | Path],
-                       frame_stride: int = 1, progress: bool = True) -> ObjectFrames:
-    """Every ``frame_stride``-th observation of each episode: its cached latent and the object's xyz.
+                       frame_stride: int = 1, progress: bool = True, target: str = "object") -> ObjectFrames:
+    """Every ``frame_stride``-th observation of each episode: its cached latent and the target's xyz.
 
     Args:
         episodes: the episodes (a :class:`~jepa_wm.data.clips.ClipDataset`'s).
         caches: dataset file -> its latent cache (:func:`jepa_wm.data.latents.usable_caches`).
         frame_stride: keep every this many observations.
-
-    Frames whose object fell off the table (:func:`on_table`) are left out.
+        target: ``"object"``, the manipulated object's xyz (``obs/object``; frames whose object fell
+            off the table, :func:`on_table`, are left out), or ``"hand"``, the grip site's
+            (``obs/state[:3]``, the robot's proprioception; every frame).
 
     Raises:
-        ValueError: an episode has no ``obs/object`` (e.g. reach), or none is left.
+        ValueError: an unknown target, an episode without ``obs/object`` (e.g. reach), or no frame left.
     """
     if frame_stride < 1:
         raise ValueError(f"frame_stride must be >= 1, got {frame_stride}")
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
+    key = OBJECT_KEY if target == "object" else STATE_KEY
     latents, positions, owner = [], [], []
     handles: dict[str, h5py.File] = {}
     try:
@@ -160,12 +166,12 @@ def load_object_frames(episodes: Sequence[EpisodeRef], caches: Mapping[str, str 
                 if path not in handles:
                     handles[path] = h5py.File(path, "r")
             obs = handles[ref.path][DATA][ref.demo]["obs"]
-            if OBJECT_KEY not in obs:
-                raise ValueError(f"{ref.path} {ref.demo} has no obs/{OBJECT_KEY}: the object reader needs episodes "
+            if key not in obs:
+                raise ValueError(f"{ref.path} {ref.demo} has no obs/{key}: the object reader needs episodes "
                                  "with an object (push, pick_place, ...)")
-            xyz = obs[OBJECT_KEY][::frame_stride, :3]  # (n, 3)
+            xyz = obs[key][::frame_stride, :3]  # (n, 3)
             z = handles[str(caches[ref.path])][DATA][ref.demo][LATENTS][: ref.num_samples : frame_stride]  # (n, N, D)
-            keep = on_table(xyz)
+            keep = on_table(xyz) if target == "object" else np.ones(len(xyz), dtype=bool)
             latents.append(z[keep])
             positions.append(xyz[keep])
             owner.append(np.full(int(keep.sum()), index))
@@ -173,7 +179,8 @@ def load_object_frames(episodes: Sequence[EpisodeRef], caches: Mapping[str, str 
         for handle in handles.values():
             handle.close()
     if not episodes or not sum(len(p) for p in positions):
-        raise ValueError(f"no frames with the object on the table in {len(episodes)} episodes")
+        raise ValueError(f"no frames with the {target} {'on the table ' if target == 'object' else ''}in "
+                         f"{len(episodes)} episodes")
     return ObjectFrames(latents=torch.from_numpy(np.concatenate(latents)),
                         positions=np.concatenate(positions).astype(np.float64), episodes=np.concatenate(owner))
 

@@ -75,10 +75,11 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
         objective = ObjectiveConfig(**resolved["objective"])
         object_reader = _object_reader(world, objective, resolved["subgoals"].get("object_arrival"), world_model,
                                        device)
+        hand_reader = _hand_reader(world, objective, world_model, device)
         config = EpisodeConfig(objective=objective, mpc=MPCConfig(**resolved["mpc"]),
                                max_steps=resolved["max_steps"], oracle=world["oracle"], **resolved["subgoals"],
                                workspace=workspace_box(resolved.get("workspace"), env), gripper_reader=reader,
-                               object_reader=object_reader)
+                               object_reader=object_reader, hand_reader=hand_reader)
         _check_task_fits(env, config)
     except (FileNotFoundError, ValueError, TypeError, InstantiationException) as err:
         env.close()
@@ -122,7 +123,31 @@ def _object_reader(world: Mapping[str, Any], objective: ObjectiveConfig, object_
         raise ValueError(f"objective.object_weight={objective.object_weight} and subgoals.object_arrival="
                          f"{object_arrival} need world_model.object_reader: a checkpoint of "
                          "experiments/train_object_reader.py")
-    reader, _ = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint())
+    reader, meta = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint())
+    if meta.get("target", "object") != "object":
+        raise ValueError(f"world_model.object_reader {path} reads the {meta['target']}, not the object: train one "
+                         "with experiments/train_object_reader.py target=object")
+    return reader.to(device)
+
+
+def _hand_reader(world: Mapping[str, Any], objective: ObjectiveConfig, world_model: WorldModel,
+                 device: torch.device) -> ObjectReader | None:
+    """``world["hand_reader"]`` when ``objective.hand_weight > 0``, else ``None``.
+
+    Raises:
+        FileNotFoundError: the reader checkpoint is missing (the message says how to train one).
+        ValueError: no reader configured, one trained on another encoder's latents, or one that reads the object.
+    """
+    if objective.hand_weight == 0:
+        return None
+    path = world.get("hand_reader")
+    if path is None:
+        raise ValueError(f"objective.hand_weight={objective.hand_weight} needs world_model.hand_reader: a checkpoint of "
+                         "experiments/train_object_reader.py target=hand")
+    reader, meta = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint())
+    if meta.get("target", "object") != "hand":
+        raise ValueError(f"world_model.hand_reader {path} reads the {meta.get('target', 'object')}, not the hand: "
+                         "train one with experiments/train_object_reader.py target=hand")
     return reader.to(device)
 
 

@@ -58,6 +58,7 @@ from planners import (
 )
 from planners.base import check_positive_int
 from planners.protocols import Planner
+from planners.workspace import hand_distance
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +103,9 @@ class EpisodeConfig:
             while the reader puts the observed object within ``d`` of where it puts it in the final
             goal (on ``objective.object_dims``): a push that has brought the cube there stops instead of
             pushing it on. The planner's own read of the image, never the simulator's state.
+        hand_reader: an :class:`~jepa_wm.object_reader.ObjectReader` trained on the grip site
+            (``train_object_reader.py target=hand``) that ``objective.hand_weight`` needs: it reads the
+            hand position each goal image shows.
     """
 
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -117,6 +121,7 @@ class EpisodeConfig:
     gripper_reader: GripperReader | None = None
     object_reader: ObjectReader | None = None
     object_arrival: float | None = None
+    hand_reader: ObjectReader | None = None
 
     def __post_init__(self) -> None:
         if self.object_arrival is not None and (isinstance(self.object_arrival, bool)
@@ -128,6 +133,10 @@ class EpisodeConfig:
                              "(world_model.object_reader: a checkpoint of experiments/train_object_reader.py); got "
                              f"object_weight={self.objective.object_weight}, object_arrival={self.object_arrival} "
                              f"with {'a' if self.object_reader is not None else 'no'} reader")
+        if (self.objective.hand_weight > 0) != (self.hand_reader is not None):
+            raise ValueError("objective.hand_weight > 0 and a hand_reader go together (world_model.hand_reader: a "
+                             "checkpoint of experiments/train_object_reader.py target=hand); got hand_weight="
+                             f"{self.objective.hand_weight} with {'a' if self.hand_reader is not None else 'no'} reader")
         if self.gripper_goals not in GRIPPER_GOALS:
             raise ValueError(f"gripper_goals must be one of {list(GRIPPER_GOALS)}, got {self.gripper_goals!r}")
         if (self.gripper_goals == "reader") != (self.gripper_reader is not None):
@@ -325,28 +334,32 @@ def subgoal_config(goals: GoalImages, config: EpisodeConfig) -> SubgoalConfig:
 @dataclass(frozen=True)
 class Goal:
     """A goal for the MPC beyond its latent ``(N, D)``: the weights ``(N,)`` of its tokens in
-    the energy, its gripper target (-1 open, +1 closed) and its object position ``(3,)`` as the
-    object reader reads the latent (:class:`planners.LatentGoalCost`)."""
+    the energy, its gripper target (-1 open, +1 closed), its object position ``(3,)`` as the
+    object reader reads the latent (:class:`planners.LatentGoalCost`) and its hand position ``(3,)``
+    as the hand reader reads it (:meth:`WorldModelCosts.penalty`)."""
 
     latent: Tensor
     token_weights: Tensor | None = None
     gripper: float | None = None
     object_position: Tensor | None = None
+    hand_position: Tensor | None = None
 
 
 def planning_goals(latents: Tensor, first: Tensor, change_weight: float = 0.0,
-                   grippers: Sequence[float] | None = None, objects: Tensor | None = None) -> list[Goal]:
+                   grippers: Sequence[float] | None = None, objects: Tensor | None = None,
+                   hands: Tensor | None = None) -> list[Goal]:
     """Goal latents ``(G, N, D)`` in order as :class:`Goal`: with ``change_weight``, each weighted
     by how its tokens change from the goal before (the first goal: from ``first`` ``(N, D)``, the
     episode's first observation; :func:`planners.change_token_weights`), with its entry of
-    ``grippers`` (one per goal) as its gripper target and its row of ``objects`` ``(G, 3)`` as its
-    object position."""
-    for name, values in (("gripper target", grippers), ("object position", objects)):
+    ``grippers`` (one per goal) as its gripper target, its row of ``objects`` ``(G, 3)`` as its
+    object position and its row of ``hands`` ``(G, 3)`` as its hand position."""
+    for name, values in (("gripper target", grippers), ("object position", objects), ("hand position", hands)):
         if values is not None and len(values) != len(latents):
             raise ValueError(f"expected one {name} per goal ({len(latents)}), got {len(values)}")
     previous = torch.cat([first[None].to(latents), latents[:-1]])  # (G, N, D)
     return [Goal(goal, change_token_weights(goal, before, change_weight) if change_weight else None,
-                 None if grippers is None else float(grippers[i]), None if objects is None else objects[i])
+                 None if grippers is None else float(grippers[i]), None if objects is None else objects[i],
+                 None if hands is None else hands[i])
             for i, (goal, before) in enumerate(zip(latents, previous, strict=True))]
 
 
@@ -410,7 +423,7 @@ class WorldModelCosts:
         """Cost of candidate actions ``(B, H, 7)``: energy of their rollout from ``obs`` vs ``goal``."""
         goal = _as_goal(goal)
         target = goal.object_position if self.object_reader is not None else None
-        return LatentGoalCost(self.rollout_fn(obs), goal.latent, self.objective, self.penalty(obs),
+        return LatentGoalCost(self.rollout_fn(obs), goal.latent, self.objective, self.penalty(obs, goal),
                               observed=self.latent(obs), token_weights=goal.token_weights, gripper_target=goal.gripper,
                               object_reader=None if target is None else self.object_reader, object_target=target)
 
@@ -420,12 +433,27 @@ class WorldModelCosts:
         state = torch.as_tensor(obs["state"], dtype=torch.float32, device=z.device)[None]  # (1, 7)
         return lambda actions: self.world_model.rollout(z, state, actions)
 
-    def penalty(self, obs: Mapping[str, np.ndarray]) -> Callable[[Tensor], Tensor] | None:
-        """The workspace cost ``actions (B, H, A) -> (B,)`` of plans from ``obs``; ``None`` without a box."""
-        if self.workspace is None:
-            return None
+    def penalty(self, obs: Mapping[str, np.ndarray], goal: Tensor | Goal | None = None
+                ) -> Callable[[Tensor], Tensor] | None:
+        """The cost ``actions (B, H, A) -> (B,)`` of the planned grip-site positions from ``obs``: the
+        workspace box's, plus ``objective.hand_weight`` x the last planned position's distance (m)
+        to the goal's read hand position (:attr:`Goal.hand_position`); ``None`` when neither applies."""
         start = torch.as_tensor(obs["state"][:3], dtype=torch.float32)  # (3,) observed grip site
-        return partial(self.workspace.cost, start, pos_scale=self.world_model.integration.pos_scale)
+        scale = self.world_model.integration.pos_scale
+        hand = _as_goal(goal).hand_position if goal is not None and self.objective.hand_weight > 0 else None
+        if self.workspace is None and hand is None:
+            return None
+        workspace, weight = self.workspace, self.objective.hand_weight
+
+        def cost(actions: Tensor) -> Tensor:
+            total = actions.new_zeros(actions.shape[0])  # (B,)
+            if workspace is not None:
+                total = total + workspace.cost(start, actions, pos_scale=scale)
+            if hand is not None:
+                total = total + weight * hand_distance(start, actions, scale, hand)
+            return total
+
+        return cost
 
     def energy(self, obs: Mapping[str, np.ndarray], goal: Tensor | Goal) -> float:
         """Energy of the observation itself toward ``goal``."""
@@ -474,12 +502,11 @@ def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Pl
     latents = encode_goals(world_model, goals)  # (G, N, D)
     weight = config.objective.change_weight
     grippers = _gripper_targets(goals, config, world_model.integration.gripper_open)
-    objects = None
-    if config.object_reader is not None:
-        with torch.no_grad():
-            objects = config.object_reader(latents)  # (G, 3)
-    targets = (planning_goals(latents, costs.latent(obs), weight, grippers, objects)
-               if weight or grippers or objects is not None else list(latents))
+    with torch.no_grad():
+        objects = None if config.object_reader is None else config.object_reader(latents)  # (G, 3)
+        hands = None if config.hand_reader is None else config.hand_reader(latents)  # (G, 3)
+    targets = (planning_goals(latents, costs.latent(obs), weight, grippers, objects, hands)
+               if weight or grippers or objects is not None or hands is not None else list(latents))
     schedule = SubgoalSchedule(targets, schedule_config)
     done_fn = None
     if config.object_arrival is not None:

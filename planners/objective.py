@@ -41,6 +41,11 @@ frame and the goal latent, averaged over all patch tokens and channels. Here:
   latent and where it puts it in the goal latent (``object_target``), on ``object_dims``:
   ``w * || p(z)[dims] - target[dims] ||_2`` (metres). The latent energy weighs a small object's
   few tokens like the arm's many; this term weighs the object by what it is.
+* ``hand_weight`` (default 0: none) charges the distance (metres) between the plan's last planned
+  grip-site position (the observed proprioception plus the planned deltas,
+  :func:`planners.workspace.hand_distance`) and the hand position a hand reader reads from the
+  goal image (``jepa_wm.planning``: the caller builds it into the ``penalty``). The latent energy
+  tells the hand's height near an object poorly; the goal's read hand pose tells it.
 
 :class:`LatentGoalCost` wraps a ``rollout(actions) -> predicted latents`` callable and a goal
 latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model. An
@@ -89,6 +94,8 @@ class ObjectiveConfig:
         object_weight: cost per metre of the read object position's distance to the goal's (on
             ``object_dims``), when the cost has an object reader and target; 0: none.
         object_dims: the position axes that distance counts (default: x and y, on the table).
+        hand_weight: cost per metre of the planned grip site's distance to the hand position read
+            from the goal (applied by the caller's ``penalty``, e.g. ``jepa_wm.planning``); 0: none.
     """
 
     distance: Distance = "l1"
@@ -102,10 +109,12 @@ class ObjectiveConfig:
     gripper_dim: int = 6
     object_weight: float = 0.0
     object_dims: Sequence[int] = (0, 1)
+    hand_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if not self.object_weight >= 0:
-            raise ValueError(f"object_weight must be >= 0, got {self.object_weight}")
+        for name in ("object_weight", "hand_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         object_dims = tuple(int(d) for d in self.object_dims)
         if not object_dims or not set(object_dims) <= {0, 1, 2} or len(set(object_dims)) != len(object_dims):
             raise ValueError(f"object_dims must be distinct axes among 0, 1, 2 (x, y, z), got {list(self.object_dims)}")

@@ -10,6 +10,9 @@ gradient planner is pushed back in too.
 Used to keep the hand where the camera sees it (``envs.TabletopEnv.view_box``): an image
 energy cannot tell "hand far out of view" from "hand nearly right", and a planner that only
 scores images drifted out of frame in reach (experiments/README.md).
+
+:func:`hand_distance` measures the same planned positions against a target position, such as the
+hand pose a hand reader reads from the goal image (``objective.hand_weight``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor
+
+
+def planned_positions(start: Tensor, actions: Tensor, pos_scale: float) -> Tensor:
+    """Planned positions ``(B, H, 3)`` after each action, from ``start`` ``(3,)`` and
+    ``actions`` ``(B, H, A)`` (position deltas in ``actions[..., :3]``, ``pos_scale`` metres each)."""
+    if start.shape != (3,):
+        raise ValueError(f"start must be a position (3,), got {tuple(start.shape)}")
+    if actions.ndim != 3 or actions.shape[-1] < 3:
+        raise ValueError(f"actions must be (B, H, A >= 3), got {tuple(actions.shape)}")
+    return start.to(actions) + pos_scale * actions[..., :3].cumsum(dim=1)
+
+
+def hand_distance(start: Tensor, actions: Tensor, pos_scale: float, target: Tensor) -> Tensor:
+    """Distances ``(B,)`` (metres) of each plan's last planned position to ``target`` ``(3,)``."""
+    if target.shape != (3,):
+        raise ValueError(f"target must be a position (3,), got {tuple(target.shape)}")
+    last = planned_positions(start, actions, pos_scale)[:, -1]  # (B, 3)
+    return (last - target.to(last)).norm(dim=-1)
 
 
 @dataclass(frozen=True)
@@ -44,19 +65,10 @@ class WorkspaceBox:
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
 
-    def positions(self, start: Tensor, actions: Tensor, pos_scale: float) -> Tensor:
-        """Planned positions ``(B, H, 3)`` after each action, from ``start`` ``(3,)`` and
-        ``actions`` ``(B, H, A)`` (position deltas in ``actions[..., :3]``, ``pos_scale`` metres each)."""
-        if start.shape != (3,):
-            raise ValueError(f"start must be a position (3,), got {tuple(start.shape)}")
-        if actions.ndim != 3 or actions.shape[-1] < 3:
-            raise ValueError(f"actions must be (B, H, A >= 3), got {tuple(actions.shape)}")
-        return start.to(actions) + pos_scale * actions[..., :3].cumsum(dim=1)
-
     def cost(self, start: Tensor, actions: Tensor, pos_scale: float) -> Tensor:
         """Costs ``(B,)``: ``weight`` x the mean over steps of the L1 distance (action units)
         of each planned position to the box."""
-        pos = self.positions(start, actions, pos_scale)  # (B, H, 3)
+        pos = planned_positions(start, actions, pos_scale)  # (B, H, 3)
         low, high = pos.new_tensor(self.low), pos.new_tensor(self.high)
         outside = (low - pos).clamp(min=0) + (pos - high).clamp(min=0)  # (B, H, 3) metres
         return self.weight * outside.sum(-1).mean(-1) / pos_scale  # (B,)

@@ -118,30 +118,53 @@ def test_objects_cost_by_hand_in_the_planning_costs(tmp_path: Path) -> None:
         EpisodeConfig(object_reader=reader)
 
 
+def test_hand_cost_by_hand_in_the_planning_costs(tmp_path: Path) -> None:
+    world_model = load_planning_world_model(*write_tiny_world_model(tmp_path, img_size=IMG), image_size=IMG)
+    scale = world_model.integration.pos_scale
+    obs = {"image": np.zeros((IMG, IMG, 3), np.uint8), "state": np.array([0.1, 0.0, 0.2, 0, 0, 0, 0], np.float32)}
+    goal = world_model.encode(torch.zeros(3, IMG, IMG))
+    hand = torch.tensor([0.1, 0.0, 0.1])  # 10 cm below the observed grip site
+    actions = torch.zeros(2, 2, 7)
+    actions[1, :, 2] = -1.0  # two steps down: 2 x pos_scale
+    plain = WorldModelCosts(world_model).make_cost(obs, goal)(actions)
+    costs = WorldModelCosts(world_model, ObjectiveConfig(hand_weight=3.0))
+    got = costs.make_cost(obs, Goal(goal, hand_position=hand))(actions)
+    left = torch.tensor([0.1, 0.1 - 2 * scale])  # metres still to go: still, and after the two steps down
+    torch.testing.assert_close(got, plain + 3.0 * left)
+    torch.testing.assert_close(costs.make_cost(obs, Goal(goal))(actions), plain)  # a goal without a hand position
+    with pytest.raises(ValueError, match="hand_weight"):
+        ObjectiveConfig(hand_weight=-1.0)
+    with pytest.raises(ValueError, match="go together"):
+        EpisodeConfig(objective=ObjectiveConfig(hand_weight=1.0))
+
+
 def test_episode_reads_each_goals_object_position(tmp_path: Path) -> None:
     world_model = load_planning_world_model(*write_tiny_world_model(tmp_path, img_size=IMG), image_size=IMG)
     tokens, dim = world_model.encoder.grid_hw[0] * world_model.encoder.grid_hw[1], world_model.encoder.embed_dim
     torch.manual_seed(0)
     reader = ObjectReader(tokens, dim)
-    seen: list[torch.Tensor | None] = []
+    hand_reader = ObjectReader(tokens, dim)  # another random reader, as the hand's
+    seen: list[tuple[torch.Tensor | None, torch.Tensor | None]] = []
     make_cost = WorldModelCosts.make_cost
 
     def recording(self, obs, goal):  # the goals the MPC plans toward
-        seen.append(goal.object_position)
+        seen.append((goal.object_position, goal.hand_position))
         return make_cost(self, obs, goal)
 
     env = envs.make("push", image_size=IMG)
-    config = EpisodeConfig(objective=ObjectiveConfig(object_weight=1.0), steps_per_goal=(1, 1),
-                           object_reader=reader, max_steps=3)
+    config = EpisodeConfig(objective=ObjectiveConfig(object_weight=1.0, hand_weight=1.0), steps_per_goal=(1, 1),
+                           object_reader=reader, hand_reader=hand_reader, max_steps=3)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(WorldModelCosts, "make_cost", recording)
         run_episode(env, world_model, tiny_planner(), config, seed=SEED, keep_frames=False)
     env.reset(seed=SEED)
     with torch.no_grad():
-        expected = reader(encode_goals(world_model, env.unwrapped.goal_images()))  # (3, 3): one per goal
+        latents = encode_goals(world_model, env.unwrapped.goal_images())
+        expected = reader(latents), hand_reader(latents)  # (3, 3) each: one per goal
     assert len(seen) == 3
-    for position, want in zip(seen, expected, strict=True):
+    for (position, hand), want, want_hand in zip(seen, *expected, strict=True):
         torch.testing.assert_close(position, want)
+        torch.testing.assert_close(hand, want_hand)
 
 
 def test_object_arrival_holds_while_the_read_object_is_at_the_final_goals(tmp_path: Path) -> None:
@@ -235,6 +258,18 @@ def test_script_trains_from_latent_caches_and_plan_checks_the_encoder(tmp_path: 
                                          "subgoals.object_arrival=0.02"), cpu)  # the stop alone needs it too
     env.close()
     assert isinstance(config.object_reader, ObjectReader) and config.object_arrival == 0.02
+    with pytest.raises(PlanSetupError, match="reads the object, not the hand"):
+        build(resolve(f"world_model.object_reader={out}", f"world_model.hand_reader={out}",
+                      "objective.hand_weight=1.0"), cpu)
+    run_script("train_object_reader.py", f"encoder={encoder}", f"data.paths=[{data}]", "epochs=1", "held_out=0.34",
+               "target=hand", f"out={tmp_path / 'hand.pt'}", "progress=false", monkeypatch=monkeypatch)
+    assert ObjectReader.load(tmp_path / "hand.pt")[1]["target"] == "hand"
+    with pytest.raises(PlanSetupError, match="reads the hand, not the object"):
+        build(resolve(f"world_model.object_reader={tmp_path / 'hand.pt'}"), cpu)
+    env, _, _, config, _ = build(resolve(f"world_model.object_reader={out}", f"world_model.hand_reader={tmp_path / 'hand.pt'}",
+                                         "objective.hand_weight=1.0"), cpu)
+    env.close()
+    assert isinstance(config.hand_reader, ObjectReader) and config.objective.hand_weight == 1.0
 
 
 class _CopyLast(torch.nn.Module):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from planners import CEM, ActionSpace, CEMConfig, GradientConfig, GradientPlanner, LatentGoalCost, WorkspaceBox
+from planners.workspace import hand_distance, planned_positions
 
 BOX = WorkspaceBox(low=(-0.1, -0.1, 0.0), high=(0.1, 0.1, 0.2), weight=2.0)
 
@@ -13,8 +14,13 @@ BOX = WorkspaceBox(low=(-0.1, -0.1, 0.0), high=(0.1, 0.1, 0.2), weight=2.0)
 def test_positions_and_cost_by_hand() -> None:
     start = torch.tensor([0.0, 0.0, 0.1])
     actions = torch.tensor([[[1.0, 0.0, 0.0, 9.0], [1.0, 0.0, -2.0, 9.0]]])  # (B=1, H=2, A=4), 0.05 m per unit
-    pos = BOX.positions(start, actions, pos_scale=0.05)
+    pos = planned_positions(start, actions, pos_scale=0.05)
     torch.testing.assert_close(pos, torch.tensor([[[0.05, 0.0, 0.1], [0.1, 0.0, 0.0]]]))
+    # the last planned position (0.1, 0, 0) to (0.1, 0.03, 0.04): 5 cm
+    torch.testing.assert_close(hand_distance(start, actions, 0.05, torch.tensor([0.1, 0.03, 0.04])),
+                               torch.tensor([0.05]))
+    with pytest.raises(ValueError, match="target must be a position"):
+        hand_distance(start, actions, 0.05, torch.zeros(2))
     assert BOX.cost(start, actions, pos_scale=0.05).item() == 0.0  # on the edges: inside
     actions[0, 1, 0] = 2.0  # second step at x = 0.15: 0.05 m = 1 unit outside
     # weight 2 x mean over the 2 steps of (0 + 1 unit)

@@ -143,7 +143,8 @@ def _hand_reader(world: Mapping[str, Any], objective: ObjectiveConfig, world_mod
     path = world.get("hand_reader")
     if path is None:
         raise ValueError(f"objective.hand_weight={objective.hand_weight} needs world_model.hand_reader: a checkpoint of "
-                         "experiments/train_object_reader.py target=hand")
+                         "experiments/train_object_reader.py target=hand on this world model's encoder (or plan "
+                         "without the hand term: objective.hand_weight=0)")
     reader, meta = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint())
     if meta.get("target", "object") != "hand":
         raise ValueError(f"world_model.hand_reader {path} reads the {meta.get('target', 'object')}, not the hand: "

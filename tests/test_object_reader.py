@@ -239,7 +239,8 @@ def test_script_trains_from_latent_caches_and_plan_checks_the_encoder(tmp_path: 
 
     def resolve(*overrides: str) -> dict:
         base = ["task=push", f"task.image_size={IMG}", "world_model=tiny", f"world_model.encoder={encoder}",
-                f"world_model.predictor={predictor}", "objective.object_weight=0.5"]
+                f"world_model.predictor={predictor}", "objective.object_weight=0.5",
+                "objective.hand_weight=0"]  # push's own hand term needs a hand reader on this encoder
         with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
             return OmegaConf.to_container(compose(config_name="plan", overrides=[*base, *overrides]), resolve=True)
 
@@ -258,6 +259,8 @@ def test_script_trains_from_latent_caches_and_plan_checks_the_encoder(tmp_path: 
                                          "subgoals.object_arrival=0.02"), cpu)  # the stop alone needs it too
     env.close()
     assert isinstance(config.object_reader, ObjectReader) and config.object_arrival == 0.02
+    with pytest.raises(PlanSetupError, match="needs world_model.hand_reader.*objective.hand_weight=0"):
+        build(resolve(f"world_model.object_reader={out}", "objective.hand_weight=1.0"), cpu)
     with pytest.raises(PlanSetupError, match="reads the object, not the hand"):
         build(resolve(f"world_model.object_reader={out}", f"world_model.hand_reader={out}",
                       "objective.hand_weight=1.0"), cpu)

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from jepa_wm.encoders import load_encoder_checkpoint
+from jepa_wm.object_reader import ObjectReader
 from jepa_wm.plan_runner import build
 from jepa_wm.world_model import encoder_pool, load_world_model, read_predictor_checkpoint
 from tests.helpers import ROOT, run_script
@@ -20,6 +21,7 @@ PREDICTOR, ENCODER = CHECKPOINTS / "predictor_tiny.pt", CHECKPOINTS / "encoder_t
 PREDICTOR_2CAM, ENCODER_2CAM = CHECKPOINTS / "predictor_tiny_2cam.pt", CHECKPOINTS / "encoder_tiny_2cam.pt"
 PREDICTOR_2CAM_6K = CHECKPOINTS / "predictor_tiny_2cam_6k.pt"
 PREDICTOR_2CAM_PICK_PLACE = CHECKPOINTS / "predictor_tiny_2cam_pick_place.pt"
+HAND_READER_2CAM = CHECKPOINTS / "hand_reader_tiny_2cam.pt"
 
 
 def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
@@ -59,19 +61,33 @@ def test_shipped_two_camera_predictor_at_6000_steps_continues_the_same_run():
     _assert_rolls_out(checkpoint, ENCODER_2CAM, image_hw=(128, 64), tokens=128)
 
 
-def test_shipped_pick_place_predictor_fine_tunes_the_6000_step_one_on_pick_place_episodes():
-    """README "Pick-and-place's default": train_predictor.py init=<the 6000-step run> on pick_place's files."""
-    assert PREDICTOR_2CAM_PICK_PLACE.stat().st_size < 10 * 2**20
-    checkpoint = read_predictor_checkpoint(PREDICTOR_2CAM_PICK_PLACE)
+@pytest.mark.parametrize("task", ["pick_place", "push"])
+def test_shipped_task_predictor_fine_tunes_the_6000_step_one_on_its_episodes(task):
+    """README "Pick-and-place's default" / "Push's default": train_predictor.py init=<the 6000-step run> on the
+    task's files."""
+    path = CHECKPOINTS / f"predictor_tiny_2cam_{task}.pt"
+    assert path.stat().st_size < 10 * 2**20
+    checkpoint = read_predictor_checkpoint(path)
     start = read_predictor_checkpoint(PREDICTOR_2CAM_6K)
     _assert_default_recipe(checkpoint, OmegaConf.load(ROOT / "configs" / "train_predictor.yaml"), total_steps=3000)
     init = checkpoint["data"]["init"]
     assert init["step"] == start["step"] == 6000 and init["paths"] == start["data"]["paths"]
-    assert checkpoint["data"]["paths"] == ["data/fs/pretrain_pick_place.hdf5", "data/fs/play_pick_place.hdf5"]
-    assert {f["meta"]["task"] for f in checkpoint["data"]["files"]} == {"pick_place"}
+    assert checkpoint["data"]["paths"] == [f"data/fs/pretrain_{task}.hdf5", f"data/fs/play_{task}.hdf5"]
+    assert {f["meta"]["task"] for f in checkpoint["data"]["files"]} == {task}
     assert checkpoint["data"]["normalization"] == start["data"]["normalization"]  # the weights expect it
     assert checkpoint["config"]["encoder"] == start["config"]["encoder"]
     _assert_rolls_out(checkpoint, ENCODER_2CAM, image_hw=(128, 64), tokens=128)
+
+
+def test_shipped_hand_reader_reads_the_two_camera_encoders_latents():
+    """README "Push's default": train_object_reader.py target=hand on push's and pick_place's episodes."""
+    assert HAND_READER_2CAM.stat().st_size < 10 * 2**20
+    reader, meta = ObjectReader.load(HAND_READER_2CAM,
+                                     encoder_fingerprint=load_encoder_checkpoint(ENCODER_2CAM).fingerprint())
+    assert meta["target"] == "hand" and reader.shape == (128, 192)
+    assert [d["path"] for d in meta["data"]] == [f"data/fs/{kind}_{task}.hdf5" for task in ("push", "pick_place")
+                                                 for kind in ("pretrain", "play")]
+    assert meta["held_out_xy_error_cm_median"] < 1.0  # recorded when it was trained, on 80 held-out episodes
 
 
 def _assert_default_recipe(checkpoint: dict, default, total_steps: int) -> None:
@@ -147,11 +163,12 @@ def test_every_task_plans_with_its_shipped_pair_by_default(task):
     """README "Reach's default": reach plans with the two-camera pair, horizon 2 while far from the
     marker and the fingers held open; README "Pick-and-place's default": pick_place with the two-camera
     pair's predictor fine-tuned on its episodes, pick_place_multi with the 6000-step one, both with the
-    two-camera gripper reader and the grasp on arrival; push with the 6000-step two-camera pair ("Planning
-    results"); every other task with the default pair; all but reach at horizon 1, planning the gripper."""
+    two-camera gripper reader and the grasp on arrival; README "Push's default": push with the two-camera pair's
+    predictor fine-tuned on its episodes, the hand reader's cost and the fingers held closed; every other task
+    with the default pair; all at horizon 1 but reach while far, planning the gripper but reach and push."""
     resolved = _plan_config(f"task={task}")
     pairs = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_pick_place", "pick_place_multi": "tiny_2cam_6k",
-             "push": "tiny_2cam_6k"}
+             "push": "tiny_2cam_push"}
     pair = pairs.get(task, "tiny")
     assert resolved["world_model"] == _plan_config(f"task={task}", f"world_model={pair}")["world_model"]
     if task in ("pick_place", "pick_place_multi"):
@@ -162,7 +179,13 @@ def test_every_task_plans_with_its_shipped_pair_by_default(task):
         assert resolved["planner"]["config"]["init_std"] == 0.5  # planner_for_task/cem_cpu_pick_place.yaml
         # another planner keeps its own settings (the half spread is cem_cpu's for pick_place only)
         assert _plan_config(f"task={task}", "planner=cem")["planner"]["config"]["init_std"] == 1.0
-    if task == "reach":
+    if task == "push":
+        assert resolved["world_model"]["predictor"].endswith("predictor_tiny_2cam_push.pt")
+        assert resolved["world_model"]["hand_reader"].endswith("hand_reader_tiny_2cam.pt")
+        assert resolved["objective"]["hand_weight"] == 3.0
+        space = instantiate(resolved["planner"], seed=0).action_space
+        assert space.num_planned == 3 and space.held_value[-1] == 1  # delta xyz; the fingers held closed
+    elif task == "reach":
         assert resolved["far_planner"] == {"config": {"horizon": 2}}
         assert resolved["mpc"]["far_energy"] == resolved["world_model"]["far_energy"] == 0.106
         assert resolved["task"]["camera"] == "front+side" and resolved["world_model"]["precision"] == "bfloat16"

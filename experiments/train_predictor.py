@@ -16,6 +16,9 @@ Examples::
     # fine-tune a trained predictor on other data (its weights and normalisation, a fresh schedule)
     python experiments/train_predictor.py init=runs/train_predictor/tiny/predictor.pt \\
         "data.paths=[data/play_pick_place.hdf5]" run_dir=runs/train_predictor/tiny_pick_place
+    # fine-tune on push with the clips that move the cube listed 4 times (jepa_wm/data/oversample.py)
+    python experiments/train_predictor.py init=runs/train_predictor/tiny/predictor.pt \\
+        "data.paths=[data/play_push.hdf5]" oversample.min_move=0.005 oversample.repeat=4
     # two CPU processes (gloo), e.g. to check the data-parallel path
     torchrun --nproc_per_node=2 experiments/train_predictor.py device=cpu threads=1
 
@@ -30,14 +33,17 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import Dataset, Subset
 
 from jepa_wm.data import ClipDataset
 from jepa_wm.data.latents import LatentClipDataset, normalization_stats, open_clips
+from jepa_wm.data.oversample import clip_object_moves, moving_clip_indices
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.latent_cache import build_latent_cache
 from jepa_wm.predictor_training import PredictorTrainConfig, init_predictor, train_predictor
@@ -46,6 +52,25 @@ from jepa_wm.training import barrier, cleanup_distributed, init_distributed, qui
 from jepa_wm.world_model import PREDICTOR_FILE, encoder_summary, export_predictor_checkpoint
 
 log = logging.getLogger(__name__)
+
+
+def oversample_moving(train_set: ClipDataset, cfg: DictConfig) -> tuple[Dataset, dict[str, Any] | None]:
+    """The training clips with those whose object moves repeated (``cfg.min_move`` null: as recorded).
+
+    Returns the dataset to train on and its summary for the checkpoint (None when not oversampled).
+    """
+    if cfg.min_move is None:
+        return train_set, None
+    try:
+        moves = clip_object_moves(train_set)
+        indices = moving_clip_indices(moves, min_move=cfg.min_move, repeat=cfg.repeat)
+    except ValueError as err:
+        raise SystemExit(f"error: oversample: {err}") from None
+    moving = int((moves > cfg.min_move).sum())
+    log.info("oversample: %d of %d training clips move the object more than %.3f m, each listed %d times: "
+             "%d clips per epoch", moving, len(moves), cfg.min_move, cfg.repeat, len(indices))
+    return Subset(train_set, indices.tolist()), {"min_move": float(cfg.min_move), "repeat": int(cfg.repeat),
+                                                 "moving_clips": moving, "clips_per_epoch": len(indices)}
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train_predictor")
@@ -82,17 +107,18 @@ def main(cfg: DictConfig) -> None:
             stats_set = ClipDataset(paths, split="train", **data) if from_latents else train_set  # no latents read
             stats = normalization_stats(stats_set, max_clips=norm_clips, min_std=norm_min_std,
                                         seed=data["split_seed"])
+        train_data, oversampled = oversample_moving(train_set, cfg.oversample)
         summary = {
             "paths": paths, **data, "source": "latents" if from_latents else "frames",
             "files": [s.to_dict() for s in train_set.summaries],
             "train_episodes": len(train_set.episodes), "train_clips": len(train_set),
-            "val_episodes": len(val_set.episodes), "val_clips": len(val_set),
+            "val_episodes": len(val_set.episodes), "val_clips": len(val_set), "oversample": oversampled,
             "normalization": stats.to_dict(), "init": None if init is None else init.record,
         }
         log.info("%d training clips (%d episodes), %d validation clips (%d episodes), from %s",
                  len(train_set), len(train_set.episodes), len(val_set), len(val_set.episodes), summary["source"])
         result = train_predictor(
-            cfg.run_dir, train_set, val_set,
+            cfg.run_dir, train_data, val_set,
             predictor_config=predictor_config, stats=stats, integration=integration, encoder_info=encoder_info,
             config=PredictorTrainConfig(**OmegaConf.to_container(cfg.train, resolve=True)), context=context,
             encoder=None if from_latents else encoder, data_summary=summary, progress=cfg.progress,

@@ -154,6 +154,17 @@ class ClipDataset(Dataset):
     def _demo(self, episode: EpisodeRef) -> h5py.Group:
         return self._file(episode.path)[DATA][episode.demo]
 
+    def clip_locations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where every clip comes from: ``(episode, start)``, int64 ``(len(self),)`` each.
+
+        Clip ``i`` covers recorded frames ``start[i] + j * frame_skip`` (``j < clip_len``) of
+        ``episodes[episode[i]]``; the order is that of :meth:`__getitem__`.
+        """
+        counts = np.diff(self._ends, prepend=0)  # clips per episode
+        episode = np.repeat(np.arange(len(counts)), counts)
+        first = np.repeat(self._ends - counts, counts)  # index of each clip's episode's first clip
+        return episode, (np.arange(len(episode)) - first) * self.clip_stride
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         if not 0 <= index < len(self):
             raise IndexError(f"clip index {index} out of range for {len(self)} clips")

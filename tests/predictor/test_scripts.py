@@ -48,7 +48,9 @@ def write_dataset(path: Path, episodes: int = 6, steps: int = 12, size: int = 16
                 robot_states=rng.normal(size=(steps + 1, 7)).astype(np.float32),
                 actions=rng.uniform(-1, 1, (steps, 7)).astype(np.float32), rewards=np.zeros(steps),
                 dones=np.arange(steps) == steps - 1, success=np.zeros(steps, bool),
-                sim_states=np.zeros((steps, 3)), seed=i, noise=0.0, instruction="test"))
+                sim_states=np.zeros((steps, 3)), seed=i, noise=0.0, instruction="test",
+                objects=np.zeros((steps + 1, 3), np.float32) if i % 2 else  # odd: the object still
+                rng.normal(scale=0.05, size=(steps + 1, 3)).astype(np.float32)))
 
 
 
@@ -80,9 +82,14 @@ def test_train_resume_and_evaluate_end_to_end(tmp_path, monkeypatch):
     torch.testing.assert_close(shipped, load_world_model(run_dir, encoder).predictor.state_dict())
     tuned_dir = tmp_path / "tuned"  # fine-tuning the exported predictor: its weights and normalisation
     run_script("train_predictor.py", *common, f"run_dir={tuned_dir}", f"init={run_dir / 'predictor.pt'}",
-               "train.total_steps=2", "data.latents=cache", monkeypatch=monkeypatch)
+               "train.total_steps=2", "data.latents=cache", "oversample.min_move=0.005", "oversample.repeat=3",
+               monkeypatch=monkeypatch)
     tuned = read_predictor_checkpoint(tuned_dir / "predictor.pt")
     assert tuned["data"]["init"]["step"] == 4 and tuned["data"]["init"]["paths"] == [str(dataset)]
+    oversampled, clips = tuned["data"]["oversample"], tuned["data"]["train_clips"]
+    assert 0 < oversampled["moving_clips"] < clips and oversampled["clips_per_epoch"] == clips + 2 * oversampled[
+        "moving_clips"]
+    assert checkpoint["data"]["oversample"] is None
     assert tuned["data"]["normalization"] == checkpoint["data"]["normalization"]
     with pytest.raises(SystemExit, match=r"error: no checkpoint at .*missing\.pt"):
         run_script("train_predictor.py", *common, f"run_dir={tmp_path / 'other'}", f"init={tmp_path / 'missing.pt'}",

@@ -88,7 +88,8 @@ def main(cfg: DictConfig) -> None:
 def _object_motion(cfg: DictConfig, world_model, dataset, device: torch.device) -> dict:
     """:func:`evaluate_object_motion` of the predictor on ``dataset``'s clips with the reader ``cfg.object_reader``."""
     try:
-        reader, _ = ObjectReader.load(cfg.object_reader, encoder_fingerprint=world_model.encoder.fingerprint())
+        reader, _ = ObjectReader.load(cfg.object_reader, encoder_fingerprint=world_model.encoder.fingerprint(),
+                                      target="object")
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
     loader = DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False)

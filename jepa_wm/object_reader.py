@@ -91,17 +91,22 @@ class ObjectReader(nn.Module):
                                   "meta": meta or {}}, path)
 
     @classmethod
-    def load(cls, path: str | Path, encoder_fingerprint: str | None = None) -> tuple[ObjectReader, dict[str, Any]]:
-        """The reader at ``path`` and its ``meta``; with ``encoder_fingerprint``, checked to read that encoder's latents.
+    def load(cls, path: str | Path, encoder_fingerprint: str | None = None,
+             target: str | None = None) -> tuple[ObjectReader, dict[str, Any]]:
+        """The reader at ``path`` and its ``meta``; with ``encoder_fingerprint``, checked to read that encoder's
+        latents; with ``target`` (one of :data:`TARGETS`), checked to read that (files without a recorded target
+        read the object).
 
         Raises:
             FileNotFoundError: no file (the message says how to train one).
-            ValueError: the file is not an object reader, or was trained on another encoder's latents.
+            ValueError: the file is not an object reader, was trained on another encoder's latents, or reads
+                another target.
         """
         path = Path(path)
         if not path.is_file():
+            hint = "" if target in (None, "object") else f" target={target}"
             raise FileNotFoundError(f"object reader {path} not found: train one with `python experiments/"
-                                    f"train_object_reader.py data.paths=[<episodes.hdf5>] encoder=<encoder.pt> "
+                                    f"train_object_reader.py{hint} data.paths=[<episodes.hdf5>] encoder=<encoder.pt> "
                                     f"out={path}`")
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or state.get("format") != READER_FORMAT:
@@ -111,6 +116,10 @@ class ObjectReader(nn.Module):
         if encoder_fingerprint is not None and trained_on != encoder_fingerprint:
             raise ValueError(f"the object reader {path} was trained on the latents of encoder {trained_on}, the world "
                              f"model's encoder is {encoder_fingerprint}: train one on this encoder's latents")
+        read = meta.get("target", "object")
+        if target is not None and read != target:
+            raise ValueError(f"the reader {path} reads the {read}, not the {target}: train one with "
+                             f"experiments/train_object_reader.py target={target}")
         reader = cls(state["tokens"], state["dim"], state["width"], state["hidden"])
         reader.load_state_dict(state["state_dict"])
         return reader.eval().requires_grad_(False), meta

@@ -114,7 +114,7 @@ def _object_reader(world: Mapping[str, Any], objective: ObjectiveConfig, object_
 
     Raises:
         FileNotFoundError: the reader checkpoint is missing (the message says how to train one).
-        ValueError: no reader configured, or one trained on another encoder's latents.
+        ValueError: no reader configured, one trained on another encoder's latents, or one that reads the hand.
     """
     if objective.object_weight == 0 and object_arrival is None:
         return None
@@ -123,10 +123,7 @@ def _object_reader(world: Mapping[str, Any], objective: ObjectiveConfig, object_
         raise ValueError(f"objective.object_weight={objective.object_weight} and subgoals.object_arrival="
                          f"{object_arrival} need world_model.object_reader: a checkpoint of "
                          "experiments/train_object_reader.py")
-    reader, meta = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint())
-    if meta.get("target", "object") != "object":
-        raise ValueError(f"world_model.object_reader {path} reads the {meta['target']}, not the object: train one "
-                         "with experiments/train_object_reader.py target=object")
+    reader, _ = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint(), target="object")
     return reader.to(device)
 
 
@@ -145,10 +142,7 @@ def _hand_reader(world: Mapping[str, Any], objective: ObjectiveConfig, world_mod
         raise ValueError(f"objective.hand_weight={objective.hand_weight} needs world_model.hand_reader: a checkpoint of "
                          "experiments/train_object_reader.py target=hand on this world model's encoder (or plan "
                          "without the hand term: objective.hand_weight=0)")
-    reader, meta = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint())
-    if meta.get("target", "object") != "hand":
-        raise ValueError(f"world_model.hand_reader {path} reads the {meta.get('target', 'object')}, not the hand: "
-                         "train one with experiments/train_object_reader.py target=hand")
+    reader, _ = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint(), target="hand")
     return reader.to(device)
 
 

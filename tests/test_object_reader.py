@@ -77,6 +77,11 @@ def test_training_reads_the_position_and_round_trips(tmp_path: Path) -> None:
     assert ObjectReader.load(path, encoder_fingerprint="abc")[1] == meta
     with pytest.raises(ValueError, match="trained on the latents of encoder abc, the world model's encoder is xyz"):
         ObjectReader.load(path, encoder_fingerprint="xyz")
+    assert ObjectReader.load(path, target="object")[1] == meta  # no recorded target: it reads the object
+    with pytest.raises(ValueError, match="reads the object, not the hand: .* target=hand"):
+        ObjectReader.load(path, target="hand")
+    with pytest.raises(FileNotFoundError, match="train_object_reader.py target=hand"):
+        ObjectReader.load(tmp_path / "none.pt", target="hand")
     with pytest.raises(ValueError, match=r"takes latents \(B, 16, 8\)"):
         reader(torch.zeros(2, 4, 8))
     with pytest.raises(FileNotFoundError, match="train_object_reader.py"):

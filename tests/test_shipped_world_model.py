@@ -61,18 +61,16 @@ def test_shipped_two_camera_predictor_at_6000_steps_continues_the_same_run():
     _assert_rolls_out(checkpoint, ENCODER_2CAM, image_hw=(128, 64), tokens=128)
 
 
-@pytest.mark.parametrize("task", ["pick_place"])
-def test_shipped_task_predictor_fine_tunes_the_6000_step_one_on_its_episodes(task):
-    """README "Pick-and-place's default": train_predictor.py init=<the 6000-step run> on the task's files."""
-    path = CHECKPOINTS / f"predictor_tiny_2cam_{task}.pt"
-    assert path.stat().st_size < 10 * 2**20
-    checkpoint = read_predictor_checkpoint(path)
+def test_shipped_pick_place_predictor_fine_tunes_the_6000_step_one_on_pick_place_episodes():
+    """README "Pick-and-place's default": train_predictor.py init=<the 6000-step run> on pick_place's files."""
+    assert PREDICTOR_2CAM_PICK_PLACE.stat().st_size < 10 * 2**20
+    checkpoint = read_predictor_checkpoint(PREDICTOR_2CAM_PICK_PLACE)
     start = read_predictor_checkpoint(PREDICTOR_2CAM_6K)
     _assert_default_recipe(checkpoint, OmegaConf.load(ROOT / "configs" / "train_predictor.yaml"), total_steps=3000)
     init = checkpoint["data"]["init"]
     assert init["step"] == start["step"] == 6000 and init["paths"] == start["data"]["paths"]
-    assert checkpoint["data"]["paths"] == [f"data/fs/pretrain_{task}.hdf5", f"data/fs/play_{task}.hdf5"]
-    assert {f["meta"]["task"] for f in checkpoint["data"]["files"]} == {task}
+    assert checkpoint["data"]["paths"] == ["data/fs/pretrain_pick_place.hdf5", "data/fs/play_pick_place.hdf5"]
+    assert {f["meta"]["task"] for f in checkpoint["data"]["files"]} == {"pick_place"}
     assert checkpoint["data"]["normalization"] == start["data"]["normalization"]  # the weights expect it
     assert checkpoint["config"]["encoder"] == start["config"]["encoder"]
     _assert_rolls_out(checkpoint, ENCODER_2CAM, image_hw=(128, 64), tokens=128)

@@ -437,20 +437,22 @@ class WorldModelCosts:
                 ) -> Callable[[Tensor], Tensor] | None:
         """The cost ``actions (B, H, A) -> (B,)`` of the planned grip-site positions from ``obs``: the
         workspace box's, plus ``objective.hand_weight`` x the last planned position's distance (m)
-        to the goal's read hand position (:attr:`Goal.hand_position`); ``None`` when neither applies."""
+        to the goal's read hand position (:attr:`Goal.hand_position`, on ``objective.hand_dims``)
+        beyond ``objective.hand_margin``; ``None`` when neither applies."""
         start = torch.as_tensor(obs["state"][:3], dtype=torch.float32)  # (3,) observed grip site
         scale = self.world_model.integration.pos_scale
         hand = _as_goal(goal).hand_position if goal is not None and self.objective.hand_weight > 0 else None
         if self.workspace is None and hand is None:
             return None
-        workspace, weight = self.workspace, self.objective.hand_weight
+        workspace, objective = self.workspace, self.objective
 
         def cost(actions: Tensor) -> Tensor:
             total = actions.new_zeros(actions.shape[0])  # (B,)
             if workspace is not None:
                 total = total + workspace.cost(start, actions, pos_scale=scale)
             if hand is not None:
-                total = total + weight * hand_distance(start, actions, scale, hand)
+                distance = hand_distance(start, actions, scale, hand, objective.hand_dims)
+                total = total + objective.hand_weight * (distance - objective.hand_margin).clamp(min=0)
             return total
 
         return cost

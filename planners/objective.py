@@ -45,7 +45,12 @@ frame and the goal latent, averaged over all patch tokens and channels. Here:
   grip-site position (the observed proprioception plus the planned deltas,
   :func:`planners.workspace.hand_distance`) and the hand position a hand reader reads from the
   goal image (``jepa_wm.planning``: the caller builds it into the ``penalty``). The latent energy
-  tells the hand's height near an object poorly; the goal's read hand pose tells it.
+  tells the hand's height near an object poorly; the goal's read hand pose tells it. With
+  ``hand_margin`` (metres, default 0) only the distance beyond it is charged,
+  ``w * max(0, d - margin)``, and ``hand_dims`` (default x, y, z) picks the axes it counts. On
+  x and y alone the term keeps a plan from heading away from the goal's hand (an image energy may
+  prefer a hand out of view to a hand in the wrong place) and leaves the height, and so the
+  approach from above an object, to the latent energy.
 
 :class:`LatentGoalCost` wraps a ``rollout(actions) -> predicted latents`` callable and a goal
 latent into a :class:`~planners.protocols.CostFunction`, so planners never see the model. An
@@ -96,6 +101,9 @@ class ObjectiveConfig:
         object_dims: the position axes that distance counts (default: x and y, on the table).
         hand_weight: cost per metre of the planned grip site's distance to the hand position read
             from the goal (applied by the caller's ``penalty``, e.g. ``jepa_wm.planning``); 0: none.
+        hand_margin: distance (metres) to the goal's hand position that the hand term does not charge:
+            it charges ``hand_weight * max(0, d - hand_margin)``; 0: all of it.
+        hand_dims: the position axes that distance counts (default: x, y and z).
     """
 
     distance: Distance = "l1"
@@ -110,15 +118,18 @@ class ObjectiveConfig:
     object_weight: float = 0.0
     object_dims: Sequence[int] = (0, 1)
     hand_weight: float = 0.0
+    hand_margin: float = 0.0
+    hand_dims: Sequence[int] = (0, 1, 2)
 
     def __post_init__(self) -> None:
-        for name in ("object_weight", "hand_weight"):
+        for name in ("object_weight", "hand_weight", "hand_margin"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        object_dims = tuple(int(d) for d in self.object_dims)
-        if not object_dims or not set(object_dims) <= {0, 1, 2} or len(set(object_dims)) != len(object_dims):
-            raise ValueError(f"object_dims must be distinct axes among 0, 1, 2 (x, y, z), got {list(self.object_dims)}")
-        object.__setattr__(self, "object_dims", object_dims)
+        for name in ("object_dims", "hand_dims"):
+            dims = tuple(int(d) for d in getattr(self, name))
+            if not dims or not set(dims) <= {0, 1, 2} or len(set(dims)) != len(dims):
+                raise ValueError(f"{name} must be distinct axes among 0, 1, 2 (x, y, z), got {list(getattr(self, name))}")
+            object.__setattr__(self, name, dims)
         if not 0 <= self.change_weight <= 1:
             raise ValueError(f"change_weight must be in [0, 1], got {self.change_weight}")
         if not self.gripper_weight >= 0:

@@ -33,12 +33,15 @@ def planned_positions(start: Tensor, actions: Tensor, pos_scale: float) -> Tenso
     return start.to(actions) + pos_scale * actions[..., :3].cumsum(dim=1)
 
 
-def hand_distance(start: Tensor, actions: Tensor, pos_scale: float, target: Tensor) -> Tensor:
-    """Distances ``(B,)`` (metres) of each plan's last planned position to ``target`` ``(3,)``."""
+def hand_distance(start: Tensor, actions: Tensor, pos_scale: float, target: Tensor,
+                  dims: Sequence[int] = (0, 1, 2)) -> Tensor:
+    """Distances ``(B,)`` (metres) of each plan's last planned position to ``target`` ``(3,)``,
+    on the axes ``dims`` (default all three)."""
     if target.shape != (3,):
         raise ValueError(f"target must be a position (3,), got {tuple(target.shape)}")
     last = planned_positions(start, actions, pos_scale)[:, -1]  # (B, 3)
-    return (last - target.to(last)).norm(dim=-1)
+    dims = list(dims)
+    return (last[:, dims] - target.to(last)[dims]).norm(dim=-1)
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,20 @@ def test_hand_cost_by_hand_in_the_planning_costs(tmp_path: Path) -> None:
     left = torch.tensor([0.1, 0.1 - 2 * scale])  # metres still to go: still, and after the two steps down
     torch.testing.assert_close(got, plain + 3.0 * left)
     torch.testing.assert_close(costs.make_cost(obs, Goal(goal))(actions), plain)  # a goal without a hand position
+    margin = 0.1 - scale  # the first plan stays beyond it, the second comes within it
+    within = WorldModelCosts(world_model, ObjectiveConfig(hand_weight=3.0, hand_margin=margin))
+    got = within.make_cost(obs, Goal(goal, hand_position=hand))(actions)
+    torch.testing.assert_close(got, plain + 3.0 * torch.tensor([scale, 0.0]))
+    hand_xy = torch.tensor([0.13, 0.04, 0.1])  # 5 cm away in xy (a 3-4-5 triangle), 10 cm below
+    flat = WorldModelCosts(world_model, ObjectiveConfig(hand_weight=3.0, hand_dims=(0, 1)))
+    got = flat.make_cost(obs, Goal(goal, hand_position=hand_xy))(actions)
+    torch.testing.assert_close(got, plain + 3.0 * 0.05)  # the height does not count, for either plan
     with pytest.raises(ValueError, match="hand_weight"):
         ObjectiveConfig(hand_weight=-1.0)
+    with pytest.raises(ValueError, match="hand_margin"):
+        ObjectiveConfig(hand_margin=-0.01)
+    with pytest.raises(ValueError, match="hand_dims"):
+        ObjectiveConfig(hand_dims=(2, 2))
     with pytest.raises(ValueError, match="go together"):
         EpisodeConfig(objective=ObjectiveConfig(hand_weight=1.0))
 

@@ -160,7 +160,8 @@ def test_every_task_plans_with_its_shipped_pair_by_default(task):
     """README "Reach's default": reach plans with the two-camera pair, horizon 2 while far from the
     marker and the fingers held open; README "Pick-and-place's default": pick_place with the two-camera
     pair's predictor fine-tuned on its episodes, pick_place_multi with the 6000-step one, both with the
-    two-camera gripper reader and the grasp on arrival; README "Push's default": push with the two-camera pair's
+    two-camera gripper reader and the grasp on arrival, pick_place with the hand reader's horizontal pull beyond
+    6 cm; README "Push's default": push with the two-camera pair's
     6000-step predictor, the hand reader's cost and the fingers held closed; every other task
     with the default pair; all at horizon 1 but reach while far, planning the gripper but reach and push."""
     resolved = _plan_config(f"task={task}")
@@ -176,6 +177,12 @@ def test_every_task_plans_with_its_shipped_pair_by_default(task):
         assert resolved["planner"]["config"]["init_std"] == 0.5  # planner_for_task/cem_cpu_pick_place.yaml
         # another planner keeps its own settings (the half spread is cem_cpu's for pick_place only)
         assert _plan_config(f"task={task}", "planner=cem")["planner"]["config"]["init_std"] == 1.0
+    if task == "pick_place":  # the hand reader's pull, horizontal and beyond 6 cm
+        assert resolved["world_model"]["hand_reader"].endswith("hand_reader_tiny_2cam.pt")
+        objective = resolved["objective"]
+        assert (objective["hand_weight"], objective["hand_margin"], objective["hand_dims"]) == (3.0, 0.06, [0, 1])
+    elif task == "pick_place_multi":
+        assert resolved["objective"]["hand_weight"] == 0.0
     if task == "push":
         assert resolved["world_model"]["predictor"].endswith("predictor_tiny_2cam_6k.pt")
         assert resolved["world_model"]["hand_reader"].endswith("hand_reader_tiny_2cam.pt")

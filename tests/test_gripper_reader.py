@@ -73,7 +73,8 @@ def test_reader_sets_each_goals_gripper_target(tmp_path):
 def test_plan_config_loads_the_reader_or_says_what_is_missing(tmp_path):
     encoder, predictor = write_tiny_world_model(tmp_path, img_size=IMG)
     base = ["task=pick_place", f"task.image_size={IMG}", "world_model=tiny", f"world_model.encoder={encoder}",
-            f"world_model.predictor={predictor}", "subgoals.gripper_goals=reader", "objective.gripper_weight=0.05"]
+            f"world_model.predictor={predictor}", "subgoals.gripper_goals=reader", "objective.gripper_weight=0.05",
+            "objective.hand_weight=0"]  # pick_place's hand term needs a hand reader on this encoder
 
     def resolve(*overrides: str) -> dict:
         with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):

@@ -261,7 +261,8 @@ def test_settings_that_do_not_fit_the_task_fail_before_any_episode(checkpoints, 
     encoder, predictor = checkpoints
     base = ["task=pick_place", f"task.image_size={IMG}", "max_steps=1", "video=false", "world_model=tiny",
             f"world_model.encoder={encoder}", f"world_model.predictor={predictor}",
-            "subgoals.gripper_goals=null"]  # the shipped gripper reader reads 64x64 goal images
+            "subgoals.gripper_goals=null",  # the shipped gripper reader reads 64x64 goal images
+            "objective.hand_weight=0"]  # pick_place's hand term needs a hand reader on this encoder
 
     def resolve(*overrides: str) -> dict:
         with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):

@@ -128,7 +128,8 @@ class ObjectiveConfig:
         for name in ("object_dims", "hand_dims"):
             dims = tuple(int(d) for d in getattr(self, name))
             if not dims or not set(dims) <= {0, 1, 2} or len(set(dims)) != len(dims):
-                raise ValueError(f"{name} must be distinct axes among 0, 1, 2 (x, y, z), got {list(getattr(self, name))}")
+                raise ValueError(f"{name} must be distinct axes among 0, 1, 2 (x, y, z), "
+                                 f"got {list(getattr(self, name))}")
             object.__setattr__(self, name, dims)
         if not 0 <= self.change_weight <= 1:
             raise ValueError(f"change_weight must be in [0, 1], got {self.change_weight}")

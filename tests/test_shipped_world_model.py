@@ -160,10 +160,10 @@ def test_every_task_plans_with_its_shipped_pair_by_default(task):
     """README "Reach's default": reach plans with the two-camera pair, horizon 2 while far from the
     marker and the fingers held open; README "Pick-and-place's default": pick_place with the two-camera
     pair's predictor fine-tuned on its episodes, pick_place_multi with the 6000-step one, both with the
-    two-camera gripper reader and the grasp on arrival, pick_place with the hand reader's horizontal pull beyond
-    6 cm; README "Push's default": push with the two-camera pair's
-    6000-step predictor, the hand reader's cost and the fingers held closed; every other task
-    with the default pair; all at horizon 1 but reach while far, planning the gripper but reach and push."""
+    two-camera gripper reader and the grasp on arrival, pick_place with the hand reader's horizontal pull
+    beyond 6 cm; README "Push's default": push with the two-camera pair's 6000-step predictor, the hand
+    reader's cost and the fingers held closed; every other task with the default pair; all at horizon 1
+    but reach while far, planning the gripper but reach and push."""
     resolved = _plan_config(f"task={task}")
     pairs = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_pick_place", "pick_place_multi": "tiny_2cam_6k",
              "push": "tiny_2cam_6k"}

@@ -319,13 +319,19 @@ def encode_goals(world_model: WorldModel | EncoderOnly, goals: GoalImages) -> Te
         return world_model.encode(images)  # (G, N, D)
 
 
+def hint_steps(goals: GoalImages, hint_scale: float) -> tuple[int, ...]:
+    """Steps on each sub-goal (the final goal has none): the expert's steps between goal captures
+    (``goals.steps`` are cumulative) times ``hint_scale``, at least 1 each."""
+    gaps = np.diff(np.asarray(goals.steps), prepend=0)[:-1]  # expert steps spent on each sub-goal
+    return tuple(max(1, round(hint_scale * int(g))) for g in gaps)
+
+
 def subgoal_config(goals: GoalImages, config: EpisodeConfig) -> SubgoalConfig:
-    """When to move between ``goals``: ``config.steps_per_goal`` when set, else the expert's steps
-    between goal captures (``goals.steps`` are cumulative) times ``config.hint_scale``."""
+    """When to move between ``goals``: ``config.steps_per_goal`` when set, else :func:`hint_steps`
+    with ``config.hint_scale``."""
     steps = config.steps_per_goal
     if steps is None and len(goals.names) > 1:
-        gaps = np.diff(np.asarray(goals.steps), prepend=0)[:-1]  # expert steps spent on each sub-goal
-        steps = tuple(max(1, round(config.hint_scale * int(g))) for g in gaps)
+        steps = hint_steps(goals, config.hint_scale)
     several = len(goals.names) > 1  # a single (final) goal never switches: both rules ignored
     return SubgoalConfig(steps_per_goal=steps if several else None,
                          energy_threshold=config.energy_threshold if several else None)

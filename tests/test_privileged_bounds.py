@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from jepa_wm.episode_replay import replay_episode
 from jepa_wm.goal_pose_follower import follow_goal_poses
 from jepa_wm.state_oracle import ObjectStateCost, plan_with_true_state
 from planners import ActionSpace, make_planner
+from tests.helpers import run_script
 
 IMG = 16
 SEED = HELD_OUT_SEED_START
@@ -91,3 +94,14 @@ def test_state_cost_needs_a_task_with_an_object_and_a_pad():
     with pytest.raises(ValueError, match="cube and a target pad"):
         ObjectStateCost(env)
     env.close()
+
+
+def test_script_writes_the_replayed_episodes_and_refuses_an_unknown_policy(tmp_path, monkeypatch):
+    run_script("privileged_bounds.py", "policy=follow", "episodes=2", "follow.every=1", "follow.hint_scale=1",
+               "task.image_size=16", "progress=false", f"hydra.run.dir={tmp_path}", monkeypatch=monkeypatch)
+    written = json.loads((tmp_path / "bounds.json").read_text())
+    assert written["config"]["policy"] == "follow" and written["summary"]["episodes"] == 2
+    assert [e["seed"] for e in written["episodes"]] == [SEED, SEED + 1]
+    assert written["summary"]["success"] == sum(e["success"] for e in written["episodes"])
+    with pytest.raises(SystemExit, match="unknown policy 'bogus'; choose one of follow, state_mpc"):
+        run_script("privileged_bounds.py", "policy=bogus", f"hydra.run.dir={tmp_path}", monkeypatch=monkeypatch)

@@ -14,7 +14,8 @@ our tabletop tasks (the robosuite wrapper has no ``set_sim_state``; ``plan.py`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -25,6 +26,19 @@ from jepa_wm.planning import WorldModelCosts, image_tensor
 from jepa_wm.object_reader import ObjectReader
 from jepa_wm.world_model import EncoderOnly, WorldModel
 from planners import ObjectiveConfig, WorkspaceBox
+
+
+def candidates_from_here(env: Any, actions: Tensor) -> Iterator[np.ndarray]:
+    """Each candidate of ``actions`` ``(B, H, A)`` as float64 ``(H, A)``, with ``env`` (``sim_state`` /
+    ``set_sim_state``) put back in the state it had at the call before each one is yielded, and after the
+    last (or when the loop stops early): the caller executes and measures it."""
+    start = env.sim_state()
+    try:
+        for sequence in actions.detach().to("cpu", torch.float64).numpy():  # (H, A)
+            env.set_sim_state(start)
+            yield sequence
+    finally:
+        env.set_sim_state(start)
 
 
 class SimulatorCosts(WorldModelCosts):
@@ -58,15 +72,8 @@ class SimulatorCosts(WorldModelCosts):
 
         The simulator is back in its starting state afterwards.
         """
-        start = self.env.sim_state()
-        frames = []
-        try:
-            for sequence in actions.detach().to("cpu", torch.float64).numpy():  # (H, A)
-                self.env.set_sim_state(start)
-                for action in sequence:
-                    frames.append(image_tensor(self.env.step(action)[0]["image"]))
-        finally:
-            self.env.set_sim_state(start)
+        frames = [image_tensor(self.env.step(action)[0]["image"])
+                  for sequence in candidates_from_here(self.env, actions) for action in sequence]
         with torch.no_grad():
             z = self.world_model.encode(torch.stack(frames))  # (B * H, N, D)
         return z.view(*actions.shape[:2], *z.shape[1:])

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from jepa_wm.simulator_costs import candidates_from_here
 from planners import MPC, MPCConfig, Planner, SubgoalSchedule
 
 
@@ -75,16 +76,11 @@ class ObjectStateCost:
 
         The simulator is back in its starting state afterwards.
         """
-        start = self.task.sim_state()
         costs = []
-        try:
-            for sequence in actions.detach().to("cpu", torch.float64).numpy():  # (H, A)
-                self.task.set_sim_state(start)
-                for action in sequence:
-                    self.task.sim.step(action)  # physics only: no frame is rendered
-                costs.append(self.state_cost())
-        finally:
-            self.task.set_sim_state(start)
+        for sequence in candidates_from_here(self.task, actions):
+            for action in sequence:
+                self.task.sim.step(action)  # physics only: no frame is rendered
+            costs.append(self.state_cost())
         return torch.tensor(costs, dtype=actions.dtype, device=actions.device)
 
 

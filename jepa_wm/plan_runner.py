@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 import envs
 from jepa_wm.gripper_reader import GripperReader
+from jepa_wm.object_dynamics import ObjectDynamics
 from jepa_wm.object_reader import ObjectReader
 from jepa_wm.planning import EpisodeConfig, EpisodeResult, load_planning_world_model, run_episode, write_episode_video
 from jepa_wm.world_model import WorldModel
@@ -73,13 +74,16 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
         far_planner = _far_planner(resolved, device)
         reader = _gripper_reader(resolved, env)
         objective = ObjectiveConfig(**resolved["objective"])
+        object_model = _object_model(resolved)
         object_reader = _object_reader(world, objective, resolved["subgoals"].get("object_arrival"), world_model,
-                                       device)
+                                       device, object_model is not None)
         hand_reader = _hand_reader(world, objective, world_model, device)
         config = EpisodeConfig(objective=objective, mpc=MPCConfig(**resolved["mpc"]),
                                max_steps=resolved["max_steps"], oracle=world["oracle"], **resolved["subgoals"],
                                workspace=workspace_box(resolved.get("workspace"), env), gripper_reader=reader,
-                               object_reader=object_reader, hand_reader=hand_reader)
+                               object_reader=object_reader, hand_reader=hand_reader, object_model=object_model,
+                               object_model_weights=(resolved["object_model"]["contact_weight"],
+                                                     resolved["object_model"]["height_weight"]))
         _check_task_fits(env, config)
     except (FileNotFoundError, ValueError, TypeError, InstantiationException) as err:
         env.close()
@@ -107,22 +111,42 @@ def _gripper_reader(resolved: Mapping[str, Any], env: gym.Env) -> GripperReader 
     return reader
 
 
+def _object_model(resolved: Mapping[str, Any]) -> ObjectDynamics | None:
+    """The object model of ``object_model.dynamics`` (``None`` when null), checked to be trained on this task
+    (unless ``world_model.any_task``).
+
+    Raises:
+        FileNotFoundError: the checkpoint is missing (the message says how to train one).
+        ValueError: it is not an object model, or one of another task.
+    """
+    path = resolved["object_model"]["dynamics"]
+    if path is None:
+        return None
+    model, meta = ObjectDynamics.load(path)
+    task = resolved["task"]["name"]
+    if meta.get("task") != task and not resolved["world_model"]["any_task"]:
+        raise ValueError(f"the object model {path} was trained on {meta.get('task')!r} episodes, not {task!r}: train "
+                         f"one with `python experiments/train_object_dynamics.py task={task}` (or "
+                         "world_model.any_task=true)")
+    return model
+
+
 def _object_reader(world: Mapping[str, Any], objective: ObjectiveConfig, object_arrival: float | None,
-                   world_model: WorldModel, device: torch.device) -> ObjectReader | None:
-    """``world["object_reader"]`` when ``objective.object_weight > 0`` or ``subgoals.object_arrival`` is set,
-    else ``None``.
+                   world_model: WorldModel, device: torch.device, object_model: bool = False) -> ObjectReader | None:
+    """``world["object_reader"]`` when ``objective.object_weight > 0``, ``subgoals.object_arrival`` is set or an
+    object model plans, else ``None``.
 
     Raises:
         FileNotFoundError: the reader checkpoint is missing (the message says how to train one).
         ValueError: no reader configured, one trained on another encoder's latents, or one that reads the hand.
     """
-    if objective.object_weight == 0 and object_arrival is None:
+    if objective.object_weight == 0 and object_arrival is None and not object_model:
         return None
     path = world.get("object_reader")
     if path is None:
-        raise ValueError(f"objective.object_weight={objective.object_weight} and subgoals.object_arrival="
-                         f"{object_arrival} need world_model.object_reader: a checkpoint of "
-                         "experiments/train_object_reader.py")
+        raise ValueError(f"objective.object_weight={objective.object_weight}, subgoals.object_arrival="
+                         f"{object_arrival} and object_model.dynamics need world_model.object_reader: a checkpoint "
+                         "of experiments/train_object_reader.py")
     reader, _ = ObjectReader.load(path, encoder_fingerprint=world_model.encoder.fingerprint(), target="object")
     return reader.to(device)
 

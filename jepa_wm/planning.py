@@ -35,6 +35,7 @@ from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.frozen import FrozenEncoder
 from jepa_wm.ensemble import EnsembleWorldModel
 from jepa_wm.gripper_reader import GripperReader, closed_labels
+from jepa_wm.object_dynamics import ObjectDynamics
 from jepa_wm.object_reader import ObjectReader
 from jepa_wm.world_model import (  # image_tensor also re-exported: simulator_costs and scripts import it from here
     EncoderOnly,
@@ -106,6 +107,11 @@ class EpisodeConfig:
         hand_reader: an :class:`~jepa_wm.object_reader.ObjectReader` trained on the grip site
             (``train_object_reader.py target=hand``) that ``objective.hand_weight`` needs: it reads the
             hand position each goal image shows.
+        object_model: an :class:`~jepa_wm.object_dynamics.ObjectDynamics`: plan with it and the
+            object reader instead of the latent energy (:class:`~jepa_wm.object_model_costs.ObjectModelCosts`:
+            the cube read from each observation, its target from the final goal image); ``None``: the latent
+            energy.
+        object_model_weights: its cost's ``(contact_weight, height_weight)``.
     """
 
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -122,14 +128,20 @@ class EpisodeConfig:
     object_reader: ObjectReader | None = None
     object_arrival: float | None = None
     hand_reader: ObjectReader | None = None
+    object_model: ObjectDynamics | None = None
+    object_model_weights: tuple[float, float] = (0.1, 0.3)
 
     def __post_init__(self) -> None:
+        if self.object_model is not None and self.oracle:
+            raise ValueError("the simulator oracle scores the latent energy of true frames; it does not take an "
+                             "object model (object_model.dynamics=null, or world_model.oracle=false)")
         if self.object_arrival is not None and (isinstance(self.object_arrival, bool)
                                                 or not isinstance(self.object_arrival, (int, float))
                                                 or not self.object_arrival > 0):
             raise ValueError(f"object_arrival must be None or a distance > 0 (m), got {self.object_arrival!r}")
         if self.uses_object_reader != (self.object_reader is not None):
-            raise ValueError("objective.object_weight > 0 or object_arrival and an object_reader go together "
+            raise ValueError("objective.object_weight > 0, object_arrival or an object model and an object_reader "
+                             "go together "
                              "(world_model.object_reader: a checkpoint of experiments/train_object_reader.py); got "
                              f"object_weight={self.objective.object_weight}, object_arrival={self.object_arrival} "
                              f"with {'a' if self.object_reader is not None else 'no'} reader")
@@ -159,8 +171,9 @@ class EpisodeConfig:
 
     @property
     def uses_object_reader(self) -> bool:
-        """Whether these settings read object positions (``objective.object_weight`` or ``object_arrival``)."""
-        return self.objective.object_weight > 0 or self.object_arrival is not None
+        """Whether these settings read object positions (``objective.object_weight``, ``object_arrival`` or an
+        object model)."""
+        return self.objective.object_weight > 0 or self.object_arrival is not None or self.object_model is not None
 
 
 @dataclass
@@ -499,20 +512,27 @@ def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Pl
                          f"lower seeds are training episodes")
     obs, info = env.reset(seed=seed)
     goals = env.unwrapped.goal_images(config.every)
+    latents = encode_goals(world_model, goals)  # (G, N, D)
+    with torch.no_grad():
+        objects = None if config.object_reader is None else config.object_reader(latents)  # (G, 3)
+        hands = None if config.hand_reader is None else config.hand_reader(latents)  # (G, 3)
     if config.oracle:
         from jepa_wm.simulator_costs import SimulatorCosts  # it builds on this module
 
         costs: WorldModelCosts = SimulatorCosts(env, world_model, config.objective, config.workspace,
                                                 config.object_reader)
+    elif config.object_model is not None:
+        from jepa_wm.object_model_costs import ObjectModelCosts  # it builds on this module
+
+        assert config.object_reader is not None and objects is not None
+        contact, height = config.object_model_weights
+        costs = ObjectModelCosts(world_model, config.object_reader, config.object_model, objects[-1],
+                                 config.objective, config.workspace, contact_weight=contact, height_weight=height)
     else:
         costs = WorldModelCosts(world_model, config.objective, config.workspace, config.object_reader)
     schedule_config = subgoal_config(goals, config)
-    latents = encode_goals(world_model, goals)  # (G, N, D)
     weight = config.objective.change_weight
     grippers = _gripper_targets(goals, config, world_model.integration.gripper_open)
-    with torch.no_grad():
-        objects = None if config.object_reader is None else config.object_reader(latents)  # (G, 3)
-        hands = None if config.hand_reader is None else config.hand_reader(latents)  # (G, 3)
     targets = (planning_goals(latents, costs.latent(obs), weight, grippers, objects, hands)
                if weight or grippers or objects is not None or hands is not None else list(latents))
     schedule = SubgoalSchedule(targets, schedule_config)

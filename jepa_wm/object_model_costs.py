@@ -15,6 +15,13 @@ the workspace box's charge. The two small terms lead the hand to the cube; the f
 This is the cost :class:`~jepa_wm.state_oracle.ObjectStateCost` computes from the simulator's
 truth, here from images and a learned model: nothing privileged at planning time.
 
+The reader's reading of a still cube jitters by 1-2.5 cm from frame to frame as the arm moves (more than its
+bias), and the model reads the cube's motion from two consecutive positions, so the cube's position is
+filtered (:meth:`ObjectModelCosts.readings`, a Kalman filter per axis): predicted by the model from the last
+estimate and the hand's observed move, corrected by the reading with the gain the reading noise
+(``reading_noise``), the model's error (``model_error`` x the predicted move) and a still cube's
+(``still_noise``) give.
+
 The observed energy toward the current goal image (what the MPC logs, and its arrival hold and
 sub-goal switches read) stays the encoder's latent energy.
 """
@@ -46,30 +53,64 @@ class ObjectModelCosts(WorldModelCosts):
             ``objective.hand_weight`` charge the plans as there).
         contact_weight: cost per metre between the hand and the cube in the table plane.
         height_weight: cost per metre between the hand's height and the cube's.
+        reading_noise: the object reader's error per axis (m, standard deviation).
+        model_error: the model's error per axis as a fraction of the cube's predicted move.
+        still_noise: a still cube's position noise per step (m, standard deviation).
     """
 
     def __init__(self, world_model: WorldModel, object_reader: ObjectReader, dynamics: ObjectDynamics, target: Tensor,
                  objective: ObjectiveConfig = ObjectiveConfig(), workspace: WorkspaceBox | None = None, *,
-                 contact_weight: float = 0.1, height_weight: float = 0.3) -> None:
+                 contact_weight: float = 0.1, height_weight: float = 0.3, reading_noise: float = 0.015,
+                 model_error: float = 0.3, still_noise: float = 0.002) -> None:
         super().__init__(world_model, objective, workspace, object_reader)
-        if contact_weight < 0 or height_weight < 0:
-            raise ValueError(f"contact_weight and height_weight must be >= 0, got {contact_weight}, {height_weight}")
+        if min(contact_weight, height_weight, model_error, still_noise) < 0 or not reading_noise > 0:
+            raise ValueError("contact_weight, height_weight, model_error and still_noise must be >= 0 and reading_noise "
+                             f"> 0, got {contact_weight}, {height_weight}, {model_error}, {still_noise}, {reading_noise}")
         self.dynamics = dynamics
         self.target = torch.as_tensor(target, dtype=torch.float32).reshape(3)[:2]
         self.contact_weight, self.height_weight = contact_weight, height_weight
-        self._readings: list[tuple[np.ndarray, Tensor, Tensor]] = []  # (image, cube xyz, hand xyz), latest last
+        self.reading_noise, self.model_error, self.still_noise = reading_noise, model_error, still_noise
+        self._image: np.ndarray | None = None
+        self._cubes: list[Tensor] = []  # filtered cube xyz, latest last (the last two)
+        self._hands: list[Tensor] = []  # observed grip-site xyz, latest last (the last three)
+        self._variance = torch.zeros(3)  # (3,) the estimate's variance per axis
 
     def readings(self, obs: Mapping[str, np.ndarray]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The cube's xyz and the hand's xyz in ``obs`` and one step before ``(3,)`` each (m): the
-        first observation of an episode is its own "one step before"."""
+        """The cube's filtered xyz and the hand's xyz in ``obs`` and one step before ``(3,)`` each (m).
+
+        The first observation of an episode is its own "one step before" and the reading its estimate.
+        At each new observation the model predicts the cube from the last two estimates and hands,
+        with the hand's observed move as the action; the reading corrects the prediction by the
+        Kalman gain ``P / (P + reading_noise²)``, ``P`` the estimate's variance plus
+        ``still_noise² + (model_error x predicted move)²``. The cube's height is predicted unchanged.
+        """
         image = obs["image"]
-        if not self._readings or self._readings[-1][0] is not image:
-            cube = self.object_position(obs).to(torch.float32)
+        if self._image is not image:
+            self._image = image
+            reading = self.object_position(obs).to(torch.float32)
             hand = torch.as_tensor(np.asarray(obs["state"][:3]), dtype=torch.float32)
-            self._readings = [*self._readings[-1:], (image, cube, hand)]
-        _, cube, hand = self._readings[-1]
-        _, cube_before, hand_before = self._readings[0]
-        return cube, cube_before, hand, hand_before
+            if not self._cubes:
+                self._cubes, self._hands = [reading], [hand]
+                self._variance = torch.full((3,), self.reading_noise ** 2)
+            else:
+                self._update(reading, hand)
+        hands = self._hands[-2:]
+        return self._cubes[-1], self._cubes[0], hands[-1], hands[0]
+
+    def _update(self, reading: Tensor, hand: Tensor) -> None:
+        """One step of the filter with a new reading ``(3,)`` and hand ``(3,)``."""
+        cube, cube_before = self._cubes[-1], self._cubes[0]
+        last_hand, hand_before = self._hands[-1], self._hands[-2] if len(self._hands) > 1 else self._hands[-1]
+        move = ((hand - last_hand) / self.dynamics.pos_scale)[None, None]  # (1, 1, 3) the hand's observed move
+        with torch.no_grad():
+            cubes, _ = self.dynamics.rollout(cube[:2], cube_before[:2], last_hand, hand_before, move)
+        predicted = torch.cat([cubes[:, 0, 0].mean(0), cube[2:]])  # (3,)
+        process = self.still_noise ** 2 + (self.model_error * (predicted - cube)) ** 2
+        prior = self._variance + process
+        gain = prior / (prior + self.reading_noise ** 2)
+        self._cubes = [cube, predicted + gain * (reading - predicted)]
+        self._variance = (1 - gain) * prior
+        self._hands = [*self._hands[-2:], hand]
 
     def make_cost(self, obs: Mapping[str, np.ndarray], goal: Tensor | Goal) -> Callable[[Tensor], Tensor]:
         """Cost ``(B,)`` of candidate actions ``(B, H, A)`` from ``obs`` (``goal`` only for the hand term)."""

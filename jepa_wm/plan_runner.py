@@ -82,8 +82,8 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> Setup:
                                max_steps=resolved["max_steps"], oracle=world["oracle"], **resolved["subgoals"],
                                workspace=workspace_box(resolved.get("workspace"), env), gripper_reader=reader,
                                object_reader=object_reader, hand_reader=hand_reader, object_model=object_model,
-                               object_model_weights=(resolved["object_model"]["contact_weight"],
-                                                     resolved["object_model"]["height_weight"]))
+                               object_model_options={key: value for key, value in resolved["object_model"].items()
+                                                     if key != "dynamics"})
         _check_task_fits(env, config)
     except (FileNotFoundError, ValueError, TypeError, InstantiationException) as err:
         env.close()

@@ -111,7 +111,8 @@ class EpisodeConfig:
             object reader instead of the latent energy (:class:`~jepa_wm.object_model_costs.ObjectModelCosts`:
             the cube read from each observation, its target from the final goal image); ``None``: the latent
             energy.
-        object_model_weights: its cost's ``(contact_weight, height_weight)``.
+        object_model_options: keyword arguments of :class:`~jepa_wm.object_model_costs.ObjectModelCosts`
+            (its cost's weights and its filter's noise levels); empty: its defaults.
     """
 
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -129,7 +130,7 @@ class EpisodeConfig:
     object_arrival: float | None = None
     hand_reader: ObjectReader | None = None
     object_model: ObjectDynamics | None = None
-    object_model_weights: tuple[float, float] = (0.1, 0.3)
+    object_model_options: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.object_model is not None and self.oracle:
@@ -525,9 +526,8 @@ def run_episode(env: gym.Env, world_model: WorldModel | EncoderOnly, planner: Pl
         from jepa_wm.object_model_costs import ObjectModelCosts  # it builds on this module
 
         assert config.object_reader is not None and objects is not None
-        contact, height = config.object_model_weights
         costs = ObjectModelCosts(world_model, config.object_reader, config.object_model, objects[-1],
-                                 config.objective, config.workspace, contact_weight=contact, height_weight=height)
+                                 config.objective, config.workspace, **config.object_model_options)
     else:
         costs = WorldModelCosts(world_model, config.objective, config.workspace, config.object_reader)
     schedule_config = subgoal_config(goals, config)

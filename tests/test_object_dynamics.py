@@ -135,7 +135,7 @@ def _constant_model(cube_move: float, hand_move: float) -> ObjectDynamics:
     return model
 
 
-def test_object_model_cost_by_hand_and_readings_one_step_apart(tmp_path):
+def _costs(tmp_path, model, **kwargs):
     from jepa_wm.object_model_costs import ObjectModelCosts
     from jepa_wm.object_reader import ObjectReader
     from jepa_wm.planning import load_planning_world_model
@@ -145,35 +145,55 @@ def test_object_model_cost_by_hand_and_readings_one_step_apart(tmp_path):
     tokens, dim = world_model.encoder.grid_hw[0] * world_model.encoder.grid_hw[1], world_model.encoder.embed_dim
     torch.manual_seed(0)
     reader = ObjectReader(tokens, dim)
-    state = np.zeros(7, np.float32)
-    first = {"image": np.zeros((16, 16, 3), np.uint8), "state": state + [0.01, 0.02, 0.05, 0, 0, 0, 0]}
-    second = {"image": np.full((16, 16, 3), 90, np.uint8), "state": state + [0.03, 0.02, 0.04, 0, 0, 0, 0]}
-    target = torch.tensor([0.1, -0.1, 0.0])
-    costs = ObjectModelCosts(world_model, reader, _constant_model(0.2, 0.4), target, contact_weight=0.5,
-                             height_weight=2.0)
+    return ObjectModelCosts(world_model, reader, model, torch.tensor([0.1, -0.1, 0.0]), **kwargs), reader, world_model
+
+
+def _obs(hand, value=0):
+    return {"image": np.full((16, 16, 3), value, np.uint8), "state": np.array([*hand, 0, 0, 0, 0], np.float32)}
+
+
+def test_object_model_cost_by_hand(tmp_path):
+    costs, reader, world_model = _costs(tmp_path, _constant_model(0.2, 0.4), contact_weight=0.5, height_weight=2.0)
+    obs = _obs([0.03, 0.02, 0.04])
     with torch.no_grad():
-        read = [reader(world_model.encode(torch.from_numpy(o["image"]).permute(2, 0, 1).float() / 255)[None])[0]
-                for o in (first, second)]
-    assert torch.allclose(costs.object_position(first), read[0])
-    actions = torch.zeros(3, 2, 7)
-    cube, before, hand, hand_before = costs.readings(first)
-    assert torch.equal(before, cube) and torch.equal(hand_before, hand)  # the first observation is its own "before"
-    costs.make_cost(second, None)
-    cube, before, hand, hand_before = costs.readings(second)
-    assert torch.allclose(cube, read[1]) and torch.allclose(before, read[0])
-    assert hand_before.tolist() == pytest.approx([0.01, 0.02, 0.05], abs=1e-6)
-    cost = costs.make_cost(second, None)(actions)
+        read = reader(world_model.encode(torch.zeros(3, 16, 16))[None])[0]
+    cube, before, hand, hand_before = costs.readings(obs)
+    assert torch.allclose(cube, read) and torch.equal(before, cube)  # the first reading is its own "before"
+    assert torch.equal(hand_before, hand) and hand.tolist() == pytest.approx([0.03, 0.02, 0.04])
+    cost = costs.make_cost(obs, None)(torch.zeros(3, 2, 7))
     # two steps: the hand moves 0.4 x 0.05 m in x per step; the cube 0.2 x 0.05 m per step if the hand is within
     # 12 cm of it (or it moved more than 2 mm in the last step)
-    c, c_prev, h = read[1][:2].clone(), read[0][:2].clone(), torch.tensor([0.03, 0.02, 0.04])
+    c, c_prev, h = read[:2].clone(), read[:2].clone(), hand.clone()
     for _ in range(2):
         moves = (c - h[:2]).norm() < 0.12 or (c - c_prev).norm() > 0.002
         c_prev, c = c, c + torch.tensor([0.01 if moves else 0.0, 0.0])
         h = h + torch.tensor([0.02, 0.0, 0.0])
-    want = (c - target[:2]).norm() + 0.5 * (h[:2] - c).norm() + 2.0 * (h[2] - read[1][2]).abs()
+    want = (c - torch.tensor([0.1, -0.1])).norm() + 0.5 * (h[:2] - c).norm() + 2.0 * (h[2] - read[2]).abs()
     assert cost.tolist() == pytest.approx([float(want)] * 3, abs=1e-5)
-    with pytest.raises(ValueError, match="contact_weight and height_weight"):
-        ObjectModelCosts(world_model, reader, _constant_model(0, 0), target, contact_weight=-1)
+    with pytest.raises(ValueError, match="reading_noise"):
+        _costs(tmp_path, _constant_model(0, 0), contact_weight=-1)
+
+
+def test_a_still_cubes_readings_are_averaged_and_a_moving_cubes_followed(tmp_path):
+    costs, _, _ = _costs(tmp_path, _constant_model(0.0, 0.0), reading_noise=0.01, still_noise=0.0, model_error=0.5)
+    readings = iter(torch.tensor([[0.10, 0.0, 0.02], [0.12, 0.0, 0.02], [0.08, 0.03, 0.02], [0.11, 0.0, 0.02]]))
+    costs.object_position = lambda obs: next(readings)
+    observations = [_obs([0.3, 0.3, 0.1], value) for value in range(4)]
+    estimates = [costs.readings(obs)[0] for obs in observations]
+    # a still cube (the model predicts no move, no process noise): the running mean of the readings
+    assert estimates[-1].tolist() == pytest.approx([0.1025, 0.0075, 0.02], abs=1e-6)
+    assert torch.equal(costs.readings(observations[-1])[1], estimates[2])  # the same image: read once
+    # a model that moves the cube 1 unit (5 cm) in x per step when the hand is near: the prediction, then a gain
+    # of P / (P + R) with P = R + (0.5 x 0.05)^2 toward the reading
+    costs, _, _ = _costs(tmp_path, _constant_model(1.0, 0.0), reading_noise=0.01, still_noise=0.0, model_error=0.5)
+    readings = iter(torch.tensor([[0.0, 0.0, 0.02], [0.06, 0.0, 0.02]]))
+    costs.object_position = lambda obs: next(readings)
+    costs.readings(_obs([-0.03, 0.0, 0.02], 0))
+    estimate = costs.readings(_obs([-0.01, 0.0, 0.02], 1))[0]
+    prior = 1e-4 + 0.025 ** 2
+    gain = prior / (prior + 1e-4)
+    assert estimate[0].item() == pytest.approx(0.05 + gain * 0.01, abs=1e-6)
+    assert estimate[1:].tolist() == pytest.approx([0.0, 0.02], abs=1e-6)
 
 
 def test_an_episode_plans_with_the_object_model_toward_the_final_goals_reading(tmp_path):
@@ -196,7 +216,7 @@ def test_an_episode_plans_with_the_object_model_toward_the_final_goals_reading(t
 
     env = envs.make("push", image_size=16)
     config = EpisodeConfig(object_reader=reader, object_model=_constant_model(0.0, 1.0), max_steps=3,
-                           object_model_weights=(0.1, 0.3))
+                           object_model_options={"contact_weight": 0.1, "reading_noise": 0.01})
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ObjectModelCosts, "__init__", recording)
         result = run_episode(env, world_model, tiny_planner(), config, seed=HELD_OUT_SEED_START, keep_frames=False)

@@ -15,8 +15,8 @@ the workspace box's charge. The two small terms lead the hand to the cube; the f
 This is the cost :class:`~jepa_wm.state_oracle.ObjectStateCost` computes from the simulator's
 truth, here from images and a learned model: nothing privileged at planning time.
 
-The reader's reading of a still cube jitters by 1-2.5 cm from frame to frame as the arm moves (more than its
-bias), and the model reads the cube's motion from two consecutive positions, so the cube's position is
+The reader's reading of a still cube jitters from frame to frame as the arm moves (by 1-2.5 cm, more than
+its bias, for a reader trained on 400 push episodes), and the model reads the cube's motion from two consecutive positions, so the cube's position is
 filtered (:meth:`ObjectModelCosts.readings`, a Kalman filter per axis): predicted by the model from the last
 estimate and the hand's observed move, corrected by the reading with the gain the reading noise
 (``reading_noise``), the model's error (``model_error`` x the predicted move) and a still cube's

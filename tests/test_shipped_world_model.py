@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from jepa_wm.encoders import load_encoder_checkpoint
+from jepa_wm.object_dynamics import ObjectDynamics
 from jepa_wm.object_reader import ObjectReader
 from jepa_wm.plan_runner import build
 from jepa_wm.world_model import encoder_pool, load_world_model, read_predictor_checkpoint
@@ -87,6 +88,23 @@ def test_shipped_hand_reader_reads_the_two_camera_encoders_latents():
     assert meta["held_out_xy_error_cm_median"] < 1.0  # recorded when it was trained, on 80 held-out episodes
 
 
+def test_shipped_object_reader_and_object_model_record_their_recipes():
+    """README "Push's default": the object reader trained on push's 1,000 two-camera episodes, the object model
+    on 6,000 episodes of object play."""
+    reader_path = ROOT / "jepa_wm" / "checkpoints" / "object_reader_tiny_2cam.pt"
+    model_path = ROOT / "jepa_wm" / "checkpoints" / "object_dynamics_push.pt"
+    assert reader_path.stat().st_size < 10 * 2**20 and model_path.stat().st_size < 10 * 2**20
+    reader, meta = ObjectReader.load(reader_path, encoder_fingerprint=load_encoder_checkpoint(ENCODER_2CAM).fingerprint(),
+                                     target="object")
+    assert reader.shape == (128, 192) and meta["epochs"] == 24 and meta["config"]["frame_stride"] == 1
+    assert [d["path"] for d in meta["data"]] == [f"data/fs/{kind}_push.hdf5" for kind in ("pretrain", "play", "play2")]
+    assert meta["held_out_xy_error_cm_median"] < 1.0  # recorded when it was trained, on 100 held-out episodes
+    model, meta = ObjectDynamics.load(model_path)
+    assert meta["task"] == "push" and meta["data"] == {"path": "data/object_play_push.hdf5", "episodes": 6000,
+                                                       "steps": 480000}
+    assert len(model.members) == 2 and meta["cube_r2"] > 0.7 and meta["hand_r2"] > 0.99
+
+
 def _assert_default_recipe(checkpoint: dict, default, total_steps: int) -> None:
     """The checkpoint was trained with configs/train_predictor.yaml's train settings to ``total_steps``."""
     recorded = checkpoint["config"]["train"]
@@ -131,6 +149,27 @@ def test_plan_script_runs_reach_on_its_shipped_setup(tmp_path, monkeypatch):
     assert all(action[6] == -1.0 for action in episode["mpc"]["actions"])  # fingers open throughout
 
 
+def test_plan_script_runs_push_with_its_object_model(tmp_path, monkeypatch):
+    """`python experiments/plan.py task=push`, shortened to 6 steps: the object reader's cube, the object model's
+    plans 3 steps ahead, the fingers held closed; the hand goes toward the cube."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "plan"
+    run_script("plan.py", "task=push", "episodes=1", "max_steps=6", "progress=false", "threads=1", "video=false",
+               f"hydra.run.dir={out}", monkeypatch=monkeypatch)
+    record = json.loads((out / "results.json").read_text())
+    assert record["config"]["object_model"]["dynamics"].endswith("object_dynamics_push.pt")
+    (episode,) = record["episodes"]
+    assert episode["steps"] == 6 and all(action[6] == 1.0 for action in episode["mpc"]["actions"])
+    import envs  # the hand's distance to the cube in the table plane shrinks
+
+    env = envs.make("push", camera="front+side")
+    env.reset(seed=episode["seed"])
+    start = env.unwrapped.sim.ee_pos[:2] - env.unwrapped.sim.cube_pos("red")[:2]
+    env.close()
+    end = torch.tensor(episode["final_state"][:2]) - torch.tensor(episode["final_object_pos"][:2])
+    assert float(end.norm()) < float(torch.tensor(start).norm()) - 0.05
+
+
 WORLD_MODELS = ROOT / "configs" / "world_model"
 PAIRS = sorted(p.stem for p in WORLD_MODELS.glob("*.yaml") if "defaults" not in OmegaConf.load(p))
 
@@ -161,14 +200,18 @@ def test_every_task_plans_with_its_shipped_pair_by_default(task):
     marker and the fingers held open; README "Pick-and-place's default": pick_place with the two-camera
     pair's predictor fine-tuned on its episodes, pick_place_multi with the 6000-step one, both with the
     two-camera gripper reader and the grasp on arrival, pick_place with the hand reader's horizontal pull
-    beyond 6 cm; README "Push's default": push with the two-camera pair's 6000-step predictor, the hand
-    reader's cost and the fingers held closed; every other task with the default pair; all at horizon 1
-    but reach while far, planning the gripper but reach and push."""
+    beyond 6 cm; README "Push's default": push with its object model and the object reader (beside the
+    two-camera pair's 6000-step predictor), CEM 256 x 4 at horizon 3, no workspace box and the fingers held
+    closed; every other task with the default pair; all at horizon 1 but reach while far and push, planning
+    the gripper but reach and push."""
     resolved = _plan_config(f"task={task}")
     pairs = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_pick_place", "pick_place_multi": "tiny_2cam_6k",
              "push": "tiny_2cam_6k"}
     pair = pairs.get(task, "tiny")
-    assert resolved["world_model"] == _plan_config(f"task={task}", f"world_model={pair}")["world_model"]
+    named = _plan_config(f"task={task}", f"world_model={pair}")["world_model"]
+    if task == "push":  # push's pair adds the object reader its object model reads the cube with
+        named["object_reader"] = "jepa_wm/checkpoints/object_reader_tiny_2cam.pt"
+    assert resolved["world_model"] == named
     if task in ("pick_place", "pick_place_multi"):
         trained = "pick_place" if task == "pick_place" else "6k"
         assert resolved["world_model"]["predictor"].endswith(f"predictor_tiny_2cam_{trained}.pt")
@@ -185,8 +228,12 @@ def test_every_task_plans_with_its_shipped_pair_by_default(task):
         assert resolved["objective"]["hand_weight"] == 0.0
     if task == "push":
         assert resolved["world_model"]["predictor"].endswith("predictor_tiny_2cam_6k.pt")
-        assert resolved["world_model"]["hand_reader"].endswith("hand_reader_tiny_2cam.pt")
-        assert resolved["objective"]["hand_weight"] == 3.0
+        assert resolved["object_model"]["dynamics"].endswith("object_dynamics_push.pt")
+        assert resolved["object_model"]["model_error"] == 0.6 and resolved["workspace"]["box"] is None
+        assert resolved["objective"]["hand_weight"] == 0.0
+        config = resolved["planner"]["config"]
+        assert (config["horizon"], config["num_samples"], config["iterations"]) == (3, 256, 4)
+        assert _plan_config(f"task={task}", "planner=cem")["planner"]["config"]["num_samples"] == 800
         space = instantiate(resolved["planner"], seed=0).action_space
         assert space.num_planned == 3 and space.held_value[-1] == 1  # delta xyz; the fingers held closed
     elif task == "reach":

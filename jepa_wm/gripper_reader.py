@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from jepa_wm.training.checkpoint import atomic_torch_save
+from jepa_wm.training.checkpoint import atomic_torch_save, load_tagged
 from jepa_wm.world_model import image_tensor
 
 logger = logging.getLogger(__name__)
@@ -85,13 +85,8 @@ class GripperReader(nn.Module):
             FileNotFoundError: no file (the message says how to train one).
             ValueError: the file is not a gripper reader.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"gripper reader {path} not found: train one with `python experiments/"
-                                    f"train_gripper_reader.py data.paths=[<episodes.hdf5>] out={path}`")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != READER_FORMAT:
-            raise ValueError(f"{path} is not a gripper reader (expected format {READER_FORMAT!r})")
+        state = load_tagged(path, READER_FORMAT, "gripper reader",
+                            f"python experiments/train_gripper_reader.py data.paths=[<episodes.hdf5>] out={path}")
         reader = cls(state["image_hw"])
         reader.load_state_dict(state["state_dict"])
         return reader.eval(), dict(state.get("meta") or {})

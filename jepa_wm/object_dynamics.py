@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from envs.interface import POS_SCALE
-from jepa_wm.training.checkpoint import atomic_torch_save
+from jepa_wm.training.checkpoint import atomic_torch_save, load_tagged
 
 logger = logging.getLogger(__name__)
 
@@ -165,13 +165,8 @@ class ObjectDynamics(nn.Module):
             FileNotFoundError: no file (the message says how to train one).
             ValueError: the file is not an object model.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"object model {path} not found: train one with `python experiments/"
-                                    f"train_object_dynamics.py task=<task> out={path}`")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != DYNAMICS_FORMAT:
-            raise ValueError(f"{path} is not an object model (expected format {DYNAMICS_FORMAT!r})")
+        state = load_tagged(path, DYNAMICS_FORMAT, "object model",
+                            f"python experiments/train_object_dynamics.py task=<task> out={path}")
         model = cls(**state["config"])
         model.load_state_dict(state["state_dict"])
         return model.eval().requires_grad_(False), dict(state.get("meta") or {})

@@ -38,7 +38,7 @@ from jepa_wm.data.clips import EpisodeRef
 from jepa_wm.data.hdf5 import DATA
 from jepa_wm.encoders.latent_cache import LATENTS
 from jepa_wm.predictor_training import batch_to_device
-from jepa_wm.training.checkpoint import atomic_torch_save
+from jepa_wm.training.checkpoint import atomic_torch_save, load_tagged
 from jepa_wm.world_model import WorldModel
 
 logger = logging.getLogger(__name__)
@@ -102,15 +102,9 @@ class ObjectReader(nn.Module):
             ValueError: the file is not an object reader, was trained on another encoder's latents, or reads
                 another target.
         """
-        path = Path(path)
-        if not path.is_file():
-            hint = "" if target in (None, "object") else f" target={target}"
-            raise FileNotFoundError(f"object reader {path} not found: train one with `python experiments/"
-                                    f"train_object_reader.py{hint} data.paths=[<episodes.hdf5>] encoder=<encoder.pt> "
-                                    f"out={path}`")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != READER_FORMAT:
-            raise ValueError(f"{path} is not an object reader (expected format {READER_FORMAT!r})")
+        hint = "" if target in (None, "object") else f" target={target}"
+        state = load_tagged(path, READER_FORMAT, "object reader", f"python experiments/train_object_reader.py{hint} "
+                            f"data.paths=[<episodes.hdf5>] encoder=<encoder.pt> out={path}")
         meta = dict(state.get("meta") or {})
         trained_on = meta.get("encoder_fingerprint")
         if encoder_fingerprint is not None and trained_on != encoder_fingerprint:

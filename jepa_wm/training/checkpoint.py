@@ -173,6 +173,30 @@ def torch_load_plain(path: str | Path, map_location: str | torch.device = "cpu")
         raise CheckpointError(f"{path} is not a readable torch checkpoint: {err}") from err
 
 
+def load_tagged(path: str | Path, file_format: str, name: str, train_command: str) -> dict[str, Any]:
+    """The dict a small model's ``save`` wrote to ``path`` with ``{"format": file_format, ...}`` (a reader, an
+    object model: files outside the training checkpoints).
+
+    Args:
+        path: the file.
+        file_format: the ``"format"`` entry it must have.
+        name: what it is, for messages ("gripper reader").
+        train_command: how to make one, for the message when the file is missing.
+
+    Raises:
+        FileNotFoundError: no file (the message says how to train one).
+        ValueError: the file is not a ``name`` (another format, or no dict).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} {path} not found: train one with `{train_command}`")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != file_format:
+        article = "an" if name[0] in "aeiou" else "a"
+        raise ValueError(f"{path} is not {article} {name} (expected format {file_format!r})")
+    return state
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`.
 

@@ -15,12 +15,13 @@ the workspace box's charge. The two small terms lead the hand to the cube; the f
 This is the cost :class:`~jepa_wm.state_oracle.ObjectStateCost` computes from the simulator's
 truth, here from images and a learned model: nothing privileged at planning time.
 
-The reader's reading of a still cube jitters from frame to frame as the arm moves (by 1-2.5 cm, more than
-its bias, for a reader trained on 400 push episodes), and the model reads the cube's motion from two consecutive positions, so the cube's position is
-filtered (:meth:`ObjectModelCosts.readings`, a Kalman filter per axis): predicted by the model from the last
-estimate and the hand's observed move, corrected by the reading with the gain the reading noise
-(``reading_noise``), the model's error (``model_error`` x the predicted move) and a still cube's
-(``still_noise``) give.
+The reader's reading of a still cube jitters from frame to frame as the arm moves (by 1-2.5 cm,
+more than its bias, for a reader trained on 400 push episodes), and the model reads the cube's
+motion from two consecutive positions, so the cube's position is filtered
+(:meth:`ObjectModelCosts.readings`, a Kalman filter per axis): predicted by the model from the
+last estimate and the hand's observed move, corrected by the reading with the gain the reading
+noise (``reading_noise``), the model's error (``model_error`` x the predicted move) and a still
+cube's (``still_noise``) give.
 
 The observed energy toward the current goal image (what the MPC logs, and its arrival hold and
 sub-goal switches read) stays the encoder's latent energy.
@@ -39,6 +40,16 @@ from jepa_wm.object_reader import ObjectReader
 from jepa_wm.planning import Goal, WorldModelCosts
 from jepa_wm.world_model import WorldModel
 from planners import ObjectiveConfig, WorkspaceBox
+
+
+def object_cost(cube_xy: Tensor, cube_z: Tensor | float, hand: Tensor, target_xy: Tensor, contact_weight: float,
+                height_weight: float) -> Tensor:
+    """``d(cube, target) + contact_weight * d(hand, cube) + height_weight * |z_hand - z_cube|`` (metres,
+    distances in the table plane) of cubes ``(..., 2)`` at height ``cube_z`` and hands ``(..., 3)``, ``(...)``:
+    this planner's cost and :class:`~jepa_wm.state_oracle.ObjectStateCost`'s."""
+    return (torch.linalg.vector_norm(cube_xy - target_xy.to(cube_xy), dim=-1)
+            + contact_weight * torch.linalg.vector_norm(hand[..., :2] - cube_xy, dim=-1)
+            + height_weight * (hand[..., 2] - cube_z).abs())
 
 
 class ObjectModelCosts(WorldModelCosts):
@@ -64,8 +75,9 @@ class ObjectModelCosts(WorldModelCosts):
                  model_error: float = 0.3, still_noise: float = 0.002) -> None:
         super().__init__(world_model, objective, workspace, object_reader)
         if min(contact_weight, height_weight, model_error, still_noise) < 0 or not reading_noise > 0:
-            raise ValueError("contact_weight, height_weight, model_error and still_noise must be >= 0 and reading_noise "
-                             f"> 0, got {contact_weight}, {height_weight}, {model_error}, {still_noise}, {reading_noise}")
+            raise ValueError("contact_weight, height_weight, model_error and still_noise must be >= 0 and "
+                             f"reading_noise > 0, got {contact_weight}, {height_weight}, {model_error}, {still_noise}, "
+                             f"{reading_noise}")
         self.dynamics = dynamics
         self.target = torch.as_tensor(target, dtype=torch.float32).reshape(3)[:2]
         self.contact_weight, self.height_weight = contact_weight, height_weight
@@ -120,10 +132,8 @@ class ObjectModelCosts(WorldModelCosts):
 
         def cost(actions: Tensor) -> Tensor:
             cubes, hands = self.dynamics.rollout(cube[:2], cube_before[:2], hand, hand_before, actions)
-            last_cube, last_hand = cubes[:, :, -1], hands[:, :, -1]  # (K, B, 2), (K, B, 3)
-            total = (torch.linalg.vector_norm(last_cube - target.to(last_cube), dim=-1)
-                     + self.contact_weight * torch.linalg.vector_norm(last_hand[..., :2] - last_cube, dim=-1)
-                     + self.height_weight * (last_hand[..., 2] - cube[2]).abs()).mean(0)  # (B,)
+            total = object_cost(cubes[:, :, -1], cube[2], hands[:, :, -1], target, self.contact_weight,
+                                self.height_weight).mean(0)  # (B,) over the members' (K, B)
             total = total.to(actions.dtype)
             return total if penalty is None else total + penalty(actions)
 

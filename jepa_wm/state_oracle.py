@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from jepa_wm.object_model_costs import object_cost
 from jepa_wm.simulator_costs import candidates_from_here
 from planners import MPC, MPCConfig, Planner, SubgoalSchedule
 
@@ -66,10 +67,9 @@ class ObjectStateCost:
     def state_cost(self) -> float:
         """The cost of the simulator's current state (metres)."""
         sim = self.task.sim
-        obj, hand = sim.cube_pos(self.object), sim.ee_pos
-        return float(np.linalg.norm(obj[:2] - sim.pad_pos(self.target)[:2])
-                     + self.contact_weight * np.linalg.norm(hand[:2] - obj[:2])
-                     + self.height_weight * abs(hand[2] - obj[2]))
+        positions = (sim.cube_pos(self.object), sim.ee_pos, sim.pad_pos(self.target))
+        obj, hand, pad = (torch.from_numpy(position) for position in positions)
+        return float(object_cost(obj[:2], obj[2], hand, pad[:2], self.contact_weight, self.height_weight))
 
     def cost(self, actions: Tensor) -> Tensor:
         """Execute each candidate ``(B, H, A)`` from the current state and score where it ends, ``(B,)``.

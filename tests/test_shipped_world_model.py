@@ -121,13 +121,18 @@ def _assert_rolls_out(checkpoint: dict, encoder_path, image_hw: tuple[int, int],
     assert future.shape == (5, 2, tokens, 192) and torch.isfinite(future).all()
 
 
+def _run_plan(out, monkeypatch, *overrides: str) -> dict:
+    """`python experiments/plan.py overrides...` for one episode from the repository root; its results.json."""
+    monkeypatch.chdir(ROOT)
+    run_script("plan.py", "episodes=1", "progress=false", "threads=1", *overrides, f"hydra.run.dir={out}",
+               monkeypatch=monkeypatch)
+    return json.loads((out / "results.json").read_text())
+
+
 def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypatch):
     """`python experiments/plan.py task=pick_place`, shortened to 3 steps, from the repository root."""
-    monkeypatch.chdir(ROOT)
     out = tmp_path / "plan"
-    run_script("plan.py", "task=pick_place", "episodes=1", "max_steps=3", "progress=false", "threads=1",
-               f"hydra.run.dir={out}", monkeypatch=monkeypatch)
-    record = json.loads((out / "results.json").read_text())
+    record = _run_plan(out, monkeypatch, "task=pick_place", "max_steps=3")
     assert record["config"]["world_model"]["predictor"].endswith("predictor_tiny_2cam_pick_place.pt")
     (episode,) = record["episodes"]
     assert episode["steps"] == 3 and episode["goal_names"] == ["at_cube", "closed", "grasped", "above_target", "placed", "final"]
@@ -138,11 +143,7 @@ def test_plan_script_runs_the_main_job_on_the_shipped_default(tmp_path, monkeypa
 def test_plan_script_runs_reach_on_its_shipped_setup(tmp_path, monkeypatch):
     """`python experiments/plan.py task=reach`, shortened to 4 steps: the two-camera pair in bfloat16,
     horizon 2 while far (the start is far from the marker), the fingers held open."""
-    monkeypatch.chdir(ROOT)
-    out = tmp_path / "plan"
-    run_script("plan.py", "task=reach", "episodes=1", "max_steps=4", "progress=false", "threads=1", "video=false",
-               f"hydra.run.dir={out}", monkeypatch=monkeypatch)
-    record = json.loads((out / "results.json").read_text())
+    record = _run_plan(tmp_path / "plan", monkeypatch, "task=reach", "max_steps=4", "video=false")
     assert record["config"]["world_model"]["predictor"].endswith("predictor_tiny_2cam.pt")
     (episode,) = record["episodes"]
     assert episode["steps"] == 4 and episode["mpc"]["far"][0]  # the first plan looked two steps ahead
@@ -152,11 +153,7 @@ def test_plan_script_runs_reach_on_its_shipped_setup(tmp_path, monkeypatch):
 def test_plan_script_runs_push_with_its_object_model(tmp_path, monkeypatch):
     """`python experiments/plan.py task=push`, shortened to 6 steps: the object reader's cube, the object model's
     plans 3 steps ahead, the fingers held closed; the hand goes toward the cube."""
-    monkeypatch.chdir(ROOT)
-    out = tmp_path / "plan"
-    run_script("plan.py", "task=push", "episodes=1", "max_steps=6", "progress=false", "threads=1", "video=false",
-               f"hydra.run.dir={out}", monkeypatch=monkeypatch)
-    record = json.loads((out / "results.json").read_text())
+    record = _run_plan(tmp_path / "plan", monkeypatch, "task=push", "max_steps=6", "video=false")
     assert record["config"]["object_model"]["dynamics"].endswith("object_dynamics_push.pt")
     (episode,) = record["episodes"]
     assert episode["steps"] == 6 and all(action[6] == 1.0 for action in episode["mpc"]["actions"])

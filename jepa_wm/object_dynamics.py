@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from envs.interface import POS_SCALE
+from jepa_wm.data.object_play import DATASETS
 from jepa_wm.training.checkpoint import atomic_torch_save, load_tagged
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,14 @@ class ObjectTransitions:
     def __len__(self) -> int:
         return len(self.obj)
 
+    def features(self, pos_scale: float = POS_SCALE) -> Tensor:
+        """The model's inputs of every step, ``(M, 19)`` (:func:`transition_features`)."""
+        return transition_features(self.obj, self.obj_prev, self.hand, self.hand_prev, self.action, pos_scale)
+
+    def moves(self, pos_scale: float = POS_SCALE) -> Tensor:
+        """The true one-step moves of the cube (xy) and the hand (xyz), ``(M, 5)`` in action units."""
+        return torch.cat([self.next_obj - self.obj, self.next_hand - self.hand], 1) / pos_scale
+
     def subset(self, mask: Tensor) -> ObjectTransitions:
         """The transitions where ``mask (M,)`` is true."""
         return ObjectTransitions(*(getattr(self, name)[mask] for name in self.__dataclass_fields__))
@@ -203,7 +212,7 @@ def load_object_play(path: str | Path, episodes: int | None = None) -> ObjectTra
     The first step's "one step before" is the step itself (nothing moved before it).
     """
     with h5py.File(path, "r") as file:
-        count = min(file[name].shape[0] for name in ("object", "hand", "action"))
+        count = min(file[name].shape[0] for name in DATASETS)
         count = count if episodes is None else min(count, episodes)
         if count == 0:
             raise ValueError(f"{path} holds no complete episode of object play")
@@ -229,13 +238,11 @@ def _r_squared(predicted: Tensor, truth: Tensor) -> float:
 def evaluate_object_dynamics(model: ObjectDynamics, data: ObjectTransitions) -> dict[str, float]:
     """Held-out R² of the ensemble mean's one-step moves: the cube's (all steps and the steps that
     moved it more than 2.5 mm), the hand's."""
-    scale = model.pos_scale
     with torch.no_grad():
-        features = transition_features(data.obj, data.obj_prev, data.hand, data.hand_prev, data.action, scale)
-        moves = model.moves(features).mean(0)  # (M, 5)
+        moves = model.moves(data.features(model.pos_scale)).mean(0)  # (M, 5)
     cube = moves[:, :2] * model.gate(data.obj, data.obj_prev, data.hand)[:, None]
-    true_cube = (data.next_obj - data.obj) / scale
-    true_hand = (data.next_hand - data.hand) / scale
+    truth = data.moves(model.pos_scale)
+    true_cube, true_hand = truth[:, :2], truth[:, 2:]
     moving = true_cube.norm(dim=1) > 0.05
     return {"cube_r2": _r_squared(cube, true_cube),
             "cube_moving_r2": _r_squared(cube[moving], true_cube[moving]) if moving.any() else float("nan"),
@@ -263,9 +270,7 @@ def train_object_dynamics(data: ObjectTransitions, *, members: int = 2, hidden: 
     train, test = data.subset(data.episode < split), data.subset(data.episode >= split)
     torch.manual_seed(seed)
     model = ObjectDynamics(members, hidden, layers)
-    scale = model.pos_scale
-    features = transition_features(train.obj, train.obj_prev, train.hand, train.hand_prev, train.action, scale)
-    targets = torch.cat([(train.next_obj - train.obj) / scale, (train.next_hand - train.hand) / scale], 1)
+    features, targets = train.features(model.pos_scale), train.moves(model.pos_scale)
     gate = model.gate(train.obj, train.obj_prev, train.hand)
     batches = len(train) // batch_size
     if batches == 0:

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 PLAY_FORMAT = "jepa_wm.object_play/1"
 MODES = ("expert", "poke", "random")
+DATASETS = ("object", "hand", "action")  # the file's arrays, one row per episode
 
 
 @dataclass(frozen=True)
@@ -206,8 +207,8 @@ def collect_object_play(config: ObjectPlayConfig, progress: bool = True) -> Path
     try:
         steps = env.spec.max_episode_steps
         with _open(out, config, steps) as file:
-            done = min(file[name].shape[0] for name in ("object", "hand", "action"))
-            for name in ("object", "hand", "action"):  # an interrupted write: keep the complete episodes
+            done = min(file[name].shape[0] for name in DATASETS)
+            for name in DATASETS:  # an interrupted write: keep the complete episodes
                 file[name].resize(done, axis=0)
             if done >= config.episodes:
                 logger.info("%s already holds %d episodes", out, done)
@@ -217,7 +218,7 @@ def collect_object_play(config: ObjectPlayConfig, progress: bool = True) -> Path
             for index in tqdm(range(done, config.episodes), desc="object play", disable=not progress):
                 buffer.append(play_episode(env, config.seed + index, config))
                 if len(buffer) == config.flush_every or index == config.episodes - 1:
-                    for name, arrays in zip(("object", "hand", "action"), zip(*buffer)):
+                    for name, arrays in zip(DATASETS, zip(*buffer)):
                         data = file[name]
                         data.resize(data.shape[0] + len(arrays), axis=0)
                         data[-len(arrays):] = np.stack(arrays)

@@ -33,6 +33,7 @@ STATE_DIM = 7
 POS_SCALE = 0.05  # metres per action unit (robosuite OSC default output_max)
 ROT_SCALE = 0.5  # radians per action unit (robosuite OSC default output_max)
 DEFAULT_IMAGE_SIZE = 64
+HELD_OUT_SEED_START = 1_000_000  # planning / evaluation seeds start here; training episodes use seeds below
 
 
 @dataclass(frozen=True)

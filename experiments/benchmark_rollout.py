@@ -32,7 +32,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import pearsonr, spearmanr
 
-from jepa_wm.planning import encode_goals, image_tensor, load_planning_world_model
+from jepa_wm.planning.latent_model import LatentModel
+from jepa_wm.planning.loading import load_planning_world_model
 from jepa_wm.world_model import PRECISIONS, cpu_has_native_bf16
 from planners import latent_energy
 
@@ -68,8 +69,8 @@ def main(cfg: DictConfig) -> None:
                                            device=device, precision=p) for p in cfg.precisions}
     reference = models[cfg.precisions[0]]
     with torch.no_grad():
-        goal = encode_goals(reference, env.unwrapped.goal_images())[-1].to(device)  # (N, D)
-        z = reference.encode(image_tensor(obs["image"]).to(device))[None]  # (1, N, D)
+        goal = LatentModel(reference).encode_goal(env.unwrapped.goal_images().images)[-1].to(device)  # (N, D)
+        z = LatentModel(reference).encode(obs)[None].to(device)  # (1, N, D)
     env.close()
     state = torch.as_tensor(obs["state"], dtype=torch.float32, device=device)[None]  # (1, 7)
     generator = torch.Generator().manual_seed(cfg.seed)

@@ -4,14 +4,14 @@ Examples::
 
     # shipped encoder (its 8x8 tokens, as the predictor sees them) vs random init vs pixels
     python experiments/energy_landscape.py task=reach
-    # also the energy of 3x3- and 5x5-blurred token grids (the planner's objective.smoothing)
+    # also the energy of 3x3- and 5x5-blurred token grids (the planner's energy.smoothing)
     python experiments/energy_landscape.py task=reach "smoothing=[3,5]"
     # tokens average-pooled 2x2 (4x4 grid), 20 episodes of pick_place
     python experiments/energy_landscape.py task=pick_place pool=2 episodes=20
 
 Prints the Spearman rank correlation between the L1 energy of each frame to the final goal
 image and the gripper's true distance to the goal position (see
-:mod:`jepa_wm.energy_landscape`), and writes it as JSON to ``out``.
+:mod:`jepa_wm.evaluation.energy_landscape`), and writes it as JSON to ``out``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 import envs
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
-from jepa_wm.energy_landscape import energy_distance_correlation, pixel_features
-from jepa_wm.planning import check_encoder_fits_images
+from jepa_wm.evaluation.energy_landscape import energy_distance_correlation, pixel_features
+from jepa_wm.planning.loading import check_encoder_fits_images
 from planners.objective import smooth_tokens
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def main(cfg: DictConfig) -> None:
         return lambda images: model.encode(images.unsqueeze(1))[:, 0]  # (N, tokens, D)
 
     features = {"pretrained": tokens(encoder), "random_init": tokens(random_init), "pixels": pixel_features}
-    for kernel in cfg.smoothing:  # the planner's objective.smoothing: L1 of blurred tokens = blurred energy
+    for kernel in cfg.smoothing:  # the planner's energy.smoothing: L1 of blurred tokens = blurred energy
         features[f"pretrained_blur{kernel}"] = lambda images, k=kernel: smooth_tokens(tokens(encoder)(images), k)
     env = envs.make_from_config(cfg.task, image_size=encoder.img_hw[1])  # render at the encoder's size
     try:

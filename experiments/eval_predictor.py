@@ -2,7 +2,7 @@
 
 Reports, for rollouts of 1, 2, 4 and 8 steps from one observed frame, the latent L1 error of
 the predictor, of repeating the last frame's latent, and of the predictor fed another clip's
-actions (see :mod:`jepa_wm.evaluation`). Prints a table and writes JSON.
+actions (see :mod:`jepa_wm.evaluation.open_loop`). Prints a table and writes JSON.
 
 Examples::
 
@@ -13,7 +13,7 @@ Examples::
 
 With ``object_reader=<reader.pt>`` (``experiments/train_object_reader.py``, on the same encoder) it
 also reports whether one predicted step moves the object where the true next frame does, as the
-reader reads both, over the held-out clips whose object moved (``jepa_wm.object_reader.evaluate_object_motion``)::
+reader reads both, over the held-out clips whose object moved (``jepa_wm.plugins.object_reader.reader.evaluate_object_motion``)::
 
     python experiments/eval_predictor.py checkpoint=jepa_wm/checkpoints/predictor_tiny_2cam_6k.pt \
         encoder=jepa_wm/checkpoints/encoder_tiny_2cam.pt object_reader=runs/object_reader/push_2cam.pt \
@@ -33,8 +33,9 @@ from torch.utils.data import DataLoader
 
 from jepa_wm.data.latents import LatentClipDataset, open_clips
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
-from jepa_wm.evaluation import evaluate_open_loop
-from jepa_wm.object_reader import ObjectReader, evaluate_object_motion
+from jepa_wm.evaluation.open_loop import evaluate_open_loop
+from jepa_wm.plugins.object_reader.reader import ObjectReader
+from jepa_wm.plugins.object_reader.train import evaluate_object_motion
 from jepa_wm.world_model import (
     CHECKPOINT_DIR,
     encoder_pool,

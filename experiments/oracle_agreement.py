@@ -7,7 +7,7 @@ Examples::
 
 Replays each episode of a ``results.json`` and, at every observation, scores the executed
 action and ``candidates - 1`` moves around it with the world model's predictions and with the
-encoder's latents of the true next frames (``jepa_wm/oracle_agreement.py``), and the executed
+encoder's latents of the true next frames (``jepa_wm/diagnostics/oracle_agreement.py``), and the executed
 action with its gripper command flipped. Logs and writes (``out``, default ``agreement.json``
 beside the results) per goal image: the median rank correlation of the two energies over the
 moves, how often both prefer the same gripper command and the same of two vertical moves (the
@@ -29,10 +29,10 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import envs
-from jepa_wm.episode_replay import read_plan_results
-from jepa_wm.oracle_agreement import episode_agreement, summarize_agreement
-from jepa_wm.planning import load_planning_world_model
-from planners import ObjectiveConfig
+from jepa_wm.evaluation.replay import read_plan_results
+from jepa_wm.diagnostics.oracle_agreement import episode_agreement, summarize_agreement
+from jepa_wm.planning.loading import load_planning_world_model
+from jepa_wm.planning.costs import EnergySettings
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,12 @@ def main(cfg: DictConfig) -> None:
         world_model = load_planning_world_model(world["encoder"], predictor, image_size=env.unwrapped.image_hw,
                                                 precision=world["precision"],
                                                 check_fingerprint=world["check_fingerprint"])
-        objective = ObjectiveConfig(**config["objective"])
-        every = (config.get("subgoals") or {}).get("every")
+        energy = EnergySettings(**(config.get("energy") or {key: config["objective"][key]  # older results: objective
+                                                             for key in ("distance", "smoothing")}))
         steps = []
         chosen = episodes if cfg.episodes is None else episodes[: int(cfg.episodes)]
         for episode in tqdm(chosen, desc="episodes", disable=not cfg.progress):
-            steps += episode_agreement(env, world_model, episode, objective=objective, every=every,
+            steps += episode_agreement(env, world_model, episode, energy=energy,
                                        candidates=cfg.candidates, noise=cfg.noise, height=cfg.height,
                                        seed=cfg.seed)
     except (FileNotFoundError, ValueError) as err:

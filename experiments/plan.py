@@ -2,18 +2,17 @@
 
 Examples::
 
-    # CPU default: pick_place, tiny encoder + tiny predictor, CEM 64 samples x 3 iterations
-    python experiments/plan.py
+    # the default task, pick_place, with its recipe (configs/recipe/pick_place.yaml): the two-camera
+    # pair, CEM with the CPU budget, five sub-goal images, the gripper and hand-pull cost terms
+    python experiments/plan.py task=pick_place
     # reach, 3 episodes, no videos, the paper's CEM budget on a GPU
     python experiments/plan.py task=reach episodes=3 video=false \\
         planner.config.num_samples=800 planner.config.iterations=10 device=cuda
     # 50 held-out episodes in 2 worker processes (one torch thread each), no videos
     python experiments/plan.py task=reach episodes=50 workers=2 video=false
-    # another planner, an L2 energy, explicit sub-goal steps (pick_place: 5 sub-goals, then the
-    # final goal for the rest of the episode) and world model
-    python experiments/plan.py planner=icem objective.distance=l2 "subgoals.steps_per_goal=[12,6,6,12,6]" \\
-        world_model.encoder=runs/pretrain_encoder/tiny/encoder.pt \\
-        world_model.predictor=runs/train_predictor/tiny
+    # another planner, an L2 energy, no action cost, your own two-camera predictor
+    python experiments/plan.py task=reach planner=icem energy.distance=l2 costs.action=null \\
+        world_model.predictor=runs/train_predictor/my_run
 
 Writes into the hydra run dir (``runs/plan/<task>/<planner>/<time>``): ``results.json`` (the
 resolved config, one record per episode, the summary; rewritten after every episode),
@@ -32,8 +31,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from jepa_wm.plan_runner import PlanSetupError, run_episodes
-from jepa_wm.planning import EpisodeResult, plot_energies, summarize
+from jepa_wm.planning.episode import EpisodeResult, summarize
+from jepa_wm.planning.outputs import plot_energies
+from jepa_wm.planning.runner import PlanSetupError, run_episodes
 
 log = logging.getLogger(__name__)
 

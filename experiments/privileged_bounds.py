@@ -8,11 +8,11 @@ Examples::
     python experiments/privileged_bounds.py task=push policy=state_mpc episodes=50 planner.config.horizon=1
 
 ``policy=follow`` servoes the grip site through the true poses of the goal images
-(``jepa_wm/goal_pose_follower.py``): what a planner solves that takes every pose the goal images
+(``jepa_wm/diagnostics/goal_pose_follower.py``): what a planner solves that takes every pose the goal images
 show exactly. ``policy=state_mpc`` runs plan.py's MPC loop and planner with the simulator as the
-model and the true object-to-pad distance as the cost (``jepa_wm/state_oracle.py``): what the
+model and the true object-to-pad distance as the cost (``jepa_wm/diagnostics/state_oracle.py``): what the
 planner, its horizon and its budget solve with a perfect world model. Each episode's actions are
-replayed from its seed (``jepa_wm/episode_replay.py``) and the run logs and writes
+replayed from its seed (``jepa_wm/evaluation/replay.py``) and the run logs and writes
 ``bounds.json`` (config, summary, per-episode records with the hand's and the object's paths)
 to the run folder. Both read the simulator's truth: diagnostics of what limits plan.py, never
 policies.
@@ -32,9 +32,9 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import envs
-from jepa_wm.episode_replay import as_records, replay_episode, summarize_replays
-from jepa_wm.goal_pose_follower import follow_goal_poses
-from jepa_wm.state_oracle import plan_with_true_state
+from jepa_wm.evaluation.replay import as_records, replay_episode, summarize_replays
+from jepa_wm.diagnostics.goal_pose_follower import follow_goal_poses
+from jepa_wm.diagnostics.state_oracle import plan_with_true_state
 
 log = logging.getLogger(__name__)
 POLICIES = ("follow", "state_mpc")

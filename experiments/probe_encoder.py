@@ -8,7 +8,7 @@ Examples::
 
 Fits ridge regressors from single-frame features to the gripper xyz (``obs/state[:, :3]``)
 and object xyz (``obs/object[:, :3]``) on the training episodes of the pretraining split and
-reports R^2 on its held-out episodes (see :mod:`jepa_wm.probe` for the features). Prints a
+reports R^2 on its held-out episodes (see :mod:`jepa_wm.evaluation.probe` for the features). Prints a
 table and writes JSON with the configuration.
 """
 
@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from jepa_wm.data import ClipDataset
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint, read_encoder_checkpoint
-from jepa_wm.probe import encoder_features, format_table, load_probe_frames, pixel_features, probe_features
+from jepa_wm.evaluation.probe import encoder_features, format_table, load_probe_frames, pixel_features, probe_features
 
 log = logging.getLogger(__name__)
 

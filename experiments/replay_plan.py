@@ -17,7 +17,7 @@ Each episode's record also holds the grip site's and the object's path (``grip_p
 ``object_pos_m``: xyz at every observation).
 
 With ``arrival_radius`` (metres) it also calibrates ``mpc.arrival_energy`` for reach
-(:mod:`jepa_wm.arrival`): the lowest energy toward the final goal that the planner observed
+(:mod:`jepa_wm.evaluation.arrival`): the lowest energy toward the final goal that the planner observed
 farther than that from the marker. Calibrate on seeds other than the evaluation's, with the
 hold off::
 
@@ -44,8 +44,8 @@ import hydra
 from omegaconf import DictConfig
 
 import envs
-from jepa_wm.arrival import calibrate_arrival_energy, calibrate_far_energy, final_goal_observations
-from jepa_wm.episode_replay import as_records, read_plan_results, replay_results, summarize_replays
+from jepa_wm.evaluation.arrival import calibrate_arrival_energy, calibrate_far_energy, final_goal_observations
+from jepa_wm.evaluation.replay import as_records, read_plan_results, replay_results, summarize_replays
 
 log = logging.getLogger(__name__)
 

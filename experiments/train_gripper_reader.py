@@ -5,10 +5,10 @@ Examples::
     python experiments/collect.py task=pick_place episodes=120 seed=5000 "noise=[0.05,1.0]" \\
         out=data/front/gripper_pick_place.hdf5
     python experiments/train_gripper_reader.py
-    python experiments/plan.py task=pick_place subgoals.gripper_goals=reader objective.gripper_weight=0.05
+    python experiments/plan.py task=pick_place costs.gripper.reader=runs/gripper_reader/reader.pt
 
 Labels every ``frame_stride``-th observation of the episodes in ``data.paths`` closed or open from
-its true gripper opening (``jepa_wm/gripper_reader.py``), trains the CNN on all but ``held_out``
+its true gripper opening (``jepa_wm/plugins/gripper_reader/``), trains the CNN on all but ``held_out``
 of the episodes, logs its accuracy on those, and writes it to ``out`` with what it was trained on.
 With ``check=<reader.pt>`` it trains nothing and reads the goal images of the first ``check_seeds``
 held-out episodes of ``check_task`` instead (rendered with the cameras of the episodes it was
@@ -32,8 +32,9 @@ from omegaconf import DictConfig, OmegaConf
 
 import envs
 from jepa_wm.data import HELD_OUT_SEED_START, ClipDataset
-from jepa_wm.gripper_reader import GripperReader, closed_labels, goal_agreement, train_gripper_reader
-from jepa_wm.probe import load_probe_frames
+from jepa_wm.plugins.gripper_reader.reader import GripperReader, closed_labels
+from jepa_wm.plugins.gripper_reader.train import goal_agreement, train_gripper_reader
+from jepa_wm.evaluation.probe import load_probe_frames
 from jepa_wm.state_integration import StateIntegration
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Collect object play and train an object model on it (jepa_wm/object_dynamics.py).
+"""Collect object play and train an object model on it (jepa_wm/plugins/object_model/dynamics.py).
 
 Examples::
 
@@ -17,8 +17,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from jepa_wm.data.object_play import ObjectPlayConfig, collect_object_play
-from jepa_wm.object_dynamics import load_object_play, train_object_dynamics
+from jepa_wm.plugins.object_model.play import ObjectPlayConfig, collect_object_play
+from jepa_wm.plugins.object_model.train import load_object_play, train_object_dynamics
 
 log = logging.getLogger(__name__)
 

@@ -3,16 +3,17 @@
 Examples::
 
     python experiments/train_object_reader.py     # push's 400 two-camera episodes, the two-camera encoder
-    python experiments/plan.py task=push world_model=tiny_2cam_6k \\
-        world_model.object_reader=runs/object_reader/push_2cam.pt objective.object_weight=0.5
+    python experiments/plan.py task=push world_model.object_reader=runs/object_reader/push_2cam.pt
+    python experiments/train_object_reader.py target=hand out=runs/object_reader/hand_2cam.pt
+    python experiments/plan.py task=pick_place costs.hand.reader=runs/object_reader/hand_2cam.pt
 
 Reads every ``frame_stride``-th observation's latent from the encoder's latent caches of
 ``data.paths`` (built first when missing, as ``train_predictor.py data.latents=build`` does),
 labelled by the object's true position (``obs/object``; frames whose object fell off the
 table are left out) or, with ``target=hand``, by the grip site's (``obs/state``, the robot's own
-proprioception: a hand reader, for ``objective.hand_weight``), trains the reader on all but ``held_out`` of the episodes, logs its
-error on those, and writes it to ``out`` with the encoder's fingerprint (plan.py checks it)
-and what it was trained on (``jepa_wm/object_reader.py``).
+proprioception: a hand reader, for the hand-pull cost term), trains the reader on all but ``held_out``
+of the episodes, logs its error on those, and writes it to ``out`` with the encoder's fingerprint
+(plan.py checks it) and what it was trained on (``jepa_wm/plugins/object_reader/``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from jepa_wm.data import ClipDataset
 from jepa_wm.data.latents import usable_caches
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.latent_cache import build_latent_cache
-from jepa_wm.object_reader import load_object_frames, train_object_reader
+from jepa_wm.plugins.object_reader.train import load_object_frames, train_object_reader
 
 log = logging.getLogger(__name__)
 

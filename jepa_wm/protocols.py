@@ -1,24 +1,164 @@
-"""The world-model contract the planners and the planning script rely on, written down once.
+"""The contracts of planning, written down once.
 
-A world model encodes observation images into latents and rolls candidate action sequences
-forward in latent space. Planners never see it directly: ``planners.objective.LatentGoalCost``
-wraps ``lambda actions: world_model.rollout(z, states, actions)`` and a goal latent into a
-cost function.
+Planning toward a goal joins three parts, each behind a contract here:
 
-Shapes: ``B`` candidates, ``C`` context frames, ``H`` planned actions, ``N`` tokens per frame,
-``D`` token width, ``S`` state size, ``A`` action size.
+* :class:`CostModel` -- the world model as the planner's cost needs it: encode an observation,
+  encode goal images, roll out a batch of candidate action sequences from an observation. The
+  JEPA encoder + predictor implement it (:class:`jepa_wm.planning.latent_model.LatentModel`);
+  push's object model (:mod:`jepa_wm.plugins.object_model`) and the simulator as the model
+  (:mod:`jepa_wm.diagnostics.simulator`, privileged) are other implementations, picked in config.
+* :class:`Goal` -- what the agent plans toward: goal stages (sub-goals, then the final goal) as
+  latents in the model's space, and when to move from one stage to the next. Built from goal
+  images (:class:`jepa_wm.planning.goals.ImageGoals`).
+* :class:`Agent` -- the step API a robot loop calls: ``reset(goal, observation)`` then
+  ``act(observation) -> AgentStep`` once per control step
+  (:class:`jepa_wm.planning.agent.MPCAgent`). :func:`jepa_wm.planning.episode.run_episode` is
+  such a loop over a simulated env; a ROS node is another.
+
+The planner's cost is a :class:`jepa_wm.planning.costs.WeightedSum` of :class:`CostTerm` s.
+
+:class:`LatentWorldModel` is the tensor-level interface of the JEPA model itself
+(:class:`jepa_wm.world_model.WorldModel`), which :class:`~jepa_wm.planning.latent_model.LatentModel`
+wraps.
+
+Shapes: ``B`` candidates, ``C`` context frames, ``H`` planned actions, ``G`` goal stages,
+``N`` tokens per frame, ``D`` token width, ``S`` state size, ``A`` action size. An observation
+is an env dict ``{"image": (H, W, 3) uint8, "state": (7,) float}``.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import torch
 from torch import Tensor
+
+from planners.subgoals import SubgoalConfig
+
+Observation = Mapping[str, np.ndarray]
+
+
+@runtime_checkable
+class CostModel(Protocol):
+    """The world model behind a planner's cost.
+
+    Attributes:
+        prediction: what :meth:`rollout` returns, for cost terms to check: ``"latents"``
+            (``(B, H, N, D)``), or a plug-in's own kind (``"object"``).
+        pos_scale: metres the grip site moves per position action unit (cost terms that follow
+            the planned hand positions read it).
+        device: where latents and predictions live.
+    """
+
+    prediction: str
+    pos_scale: float
+    device: torch.device
+
+    def reset(self) -> None:
+        """Forget what was carried between observations (start of an episode)."""
+        ...
+
+    def encode(self, obs: Observation) -> Tensor:
+        """The observation's latent ``(N, D)`` (computed once per observation)."""
+        ...
+
+    def encode_goal(self, images: Sequence[np.ndarray]) -> Tensor:
+        """Goal images, each uint8 ``(H, W, 3)`` like the observations -> goal latents ``(G, N, D)``."""
+        ...
+
+    def rollout(self, obs: Observation, actions: Tensor) -> Any:
+        """What follows ``obs`` under each candidate ``actions`` ``(B, H, A)``: for latent models the
+        predicted latents ``(B, H, N, D)``; for other models what their cost terms read. Called
+        once per plan with the candidates of one planner iteration."""
+        ...
+
+
+@runtime_checkable
+class Goal(Protocol):
+    """Goal stages in order (sub-goals, then the final goal) and their switching schedule.
+
+    Attributes:
+        names: one name per stage, ``(G,)``.
+        latents: the stages' latents ``(G, N, D)`` in the cost model's space.
+        images: the stages' images ``(H, W, 3)`` uint8 when the goal came from images, else
+            ``None`` (a goal from a sentence has none).
+        schedule: when to move on (steps per stage, energy thresholds).
+    """
+
+    names: tuple[str, ...]
+    latents: Tensor
+    images: tuple[np.ndarray, ...] | None
+    schedule: SubgoalConfig
+
+
+@dataclass
+class AgentStep:
+    """What :meth:`Agent.act` decided at one observation.
+
+    Attributes:
+        action: the action to execute, float32 ``(A,)``.
+        plan: the plan it came from ``(H, A)`` (``None`` when the agent held still on arrival
+            or executed a queued action of an earlier plan).
+        cost: that plan's cost (``None`` without a plan).
+        energy: the observed energy at this observation toward the goal stage in force when it came
+            (before a switch at this step).
+        goal_index: the goal stage the action serves (after a switch at this step).
+        arrived: whether the agent held still because the goal counted as reached.
+        time_s: wall-clock seconds of the call.
+    """
+
+    action: np.ndarray
+    plan: Tensor | None
+    cost: float | None
+    energy: float | None
+    goal_index: int
+    arrived: bool
+    time_s: float
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """A stateful planner a control loop calls once per step."""
+
+    def reset(self, goal: Goal, obs: Observation, seed: int | None = None) -> None:
+        """Start planning toward ``goal`` from the first observation ``obs`` (reseed with ``seed``)."""
+        ...
+
+    def act(self, obs: Observation) -> AgentStep:
+        """The next action for ``obs``; each call counts as one executed step."""
+        ...
+
+
+@runtime_checkable
+class CostTerm(Protocol):
+    """One term of the planner's cost, weighted and summed by
+    :class:`jepa_wm.planning.costs.WeightedSum`.
+
+    A term is built once (its rules against the cost model checked then), told the goal at
+    the start of each episode (:meth:`reset`) and evaluated on candidates (:meth:`__call__`).
+
+    Attributes:
+        weight: its factor in the sum (``>= 0``).
+    """
+
+    weight: float
+
+    def reset(self, goal: Goal, model: CostModel) -> None:
+        """Prepare for an episode toward ``goal`` (e.g. read a target from each stage)."""
+        ...
+
+    def __call__(self, candidates: Any) -> Tensor:
+        """Unweighted costs ``(B,)`` of :class:`jepa_wm.planning.costs.Candidates` (actions,
+        observation, goal stage, and the model's rollout, computed once for all terms)."""
+        ...
 
 
 @runtime_checkable
 class LatentWorldModel(Protocol):
-    """What :class:`jepa_wm.world_model.WorldModel` offers to planning code."""
+    """What :class:`jepa_wm.world_model.WorldModel` offers: tensors in, latents out."""
 
     def encode(self, images: Tensor) -> Tensor:
         """Images ``(..., 3, H, W)`` torch tensors (uint8, or float in [0, 1]) -> latents

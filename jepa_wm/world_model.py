@@ -1,6 +1,6 @@
 """The world model the planners use: frozen encoder + action-conditioned predictor.
 
->>> wm = load_world_model("outputs/train_predictor/tiny", encoder)   # run dir or step_*.pt
+>>> wm = load_world_model("runs/train_predictor/tiny", encoder)   # run dir, step_*.pt or predictor.pt
 >>> z = wm.encode(images)                       # (1, 3, 64, 64) uint8 -> (1, N, D)
 >>> z_future = wm.rollout(z, state[None], candidates)    # (B, H, 7) -> (B, H, N, D)
 
@@ -19,8 +19,9 @@ Predictor checkpoints are :mod:`jepa_wm.training.checkpoint` training checkpoint
 next to the run's ``config``, ``data`` summary, optimiser and scheduler states.
 
 ``WorldModel(..., precision="bfloat16")`` runs the predictor's rollouts under bf16 autocast
-(matrix products in bf16, latents returned in float32): on our CPU (AVX-512 BF16) a planning
-batch is 1.7-1.9x faster and CEM keeps 99-100% of its elites (experiments/benchmark_rollout.py, README).
+(matrix products in bf16, latents returned in float32). It pays off only where the CPU multiplies
+bf16 natively (AVX-512 BF16 or AMX; :func:`cpu_has_native_bf16`) or on a GPU; elsewhere bf16 is
+emulated and slower than float32 (``experiments/benchmark_rollout.py`` measures both; docs/models.md).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def encode_images(encoder: FrozenEncoder, images: Tensor) -> Tensor:
 
 class EncoderOnly(nn.Module):
     """The encoder half of a world model, for planning with the simulator oracle
-    (:mod:`jepa_wm.simulator_costs`), which predicts with the simulator and needs no predictor:
+    (:mod:`jepa_wm.diagnostics.simulator`), which predicts with the simulator and needs no predictor:
     an encoder can be judged as a planning energy before any predictor is trained on it.
 
     Args:
@@ -132,9 +133,9 @@ class EncoderOnly(nn.Module):
         return encode_images(self.encoder, images)
 
     def rollout(self, *args: Any, **kwargs: Any) -> Tensor:
-        """Not available: there is no predictor (plan with ``world_model.oracle=true``)."""
+        """Not available: there is no predictor (plan with the simulator as the model, ``world_model=oracle_tiny_2cam``)."""
         raise RuntimeError("this world model has only an encoder: it can plan only with the simulator oracle "
-                           "(world_model.oracle=true); give world_model.predictor to plan with predictions")
+                           "(world_model=oracle_tiny_2cam); give world_model.predictor to plan with predictions")
 
 
 class WorldModel(nn.Module):

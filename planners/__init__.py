@@ -13,7 +13,7 @@ from planners.gradient import GradientConfig, GradientPlanner
 from planners.icem import ICEM, ICEMConfig, colored_noise
 from planners.mpc import MPC, MPCConfig, MPCLog
 from planners.mppi import MPPI, MPPIConfig
-from planners.objective import LatentGoalCost, ObjectiveConfig, change_token_weights, latent_energy
+from planners.objective import latent_energy
 from planners.protocols import CostFunction, Planner, PlanResult
 from planners.registry import PLANNERS, available_planners, make_planner
 from planners.subgoals import SubgoalConfig, SubgoalSchedule
@@ -29,13 +29,11 @@ __all__ = [
     "GradientPlanner",
     "ICEM",
     "ICEMConfig",
-    "LatentGoalCost",
     "MPC",
     "MPCConfig",
     "MPCLog",
     "MPPI",
     "MPPIConfig",
-    "ObjectiveConfig",
     "PLANNERS",
     "PlanResult",
     "Planner",
@@ -45,7 +43,6 @@ __all__ = [
     "WorkspaceBox",
     "available_planners",
     "colored_noise",
-    "change_token_weights",
     "latent_energy",
     "make_planner",
     "shift_plan",

@@ -1,8 +1,8 @@
 """Receding-horizon control: plan, execute the first action(s), shift the plan, re-plan.
 
 Generic over observations and goals: :class:`MPC` takes a planner and a
-``make_cost(obs, goal) -> cost_fn`` callable (for the world model: encode ``obs``, close a
-rollout over its latent, compare with the goal latent; see :mod:`planners.objective`), and
+``make_cost(obs, goal) -> cost_fn`` callable (for the world model: the cost terms over its
+rollouts from ``obs`` toward the goal stage; see :mod:`jepa_wm.planning.costs`), and
 its goals come from a :class:`~planners.subgoals.SubgoalSchedule`. Nothing here imports a
 simulator or a model.
 
@@ -19,7 +19,6 @@ plan, which matches the observation only with horizon-1 plans (as V-JEPA 2-AC pl
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,7 +29,6 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from planners.action_space import ActionSpace
 from planners.base import check_positive_int, shift_plan
 from planners.protocols import CostFunction, Planner
 from planners.subgoals import SubgoalSchedule
@@ -53,45 +51,27 @@ class MPCConfig:
         warm_start_fill: how the shifted plan is padded at the end: ``"default"`` with the
             action space's default action (with horizon 1 this restarts from it, as the
             paper), ``"last"`` by repeating the plan's last action.
-        hold_margin: ``None`` (the paper's loop) or a cost margin ``m >= 0``: after each plan,
-            the cost of holding still (the action space's default action at every step, binary
-            dimensions such as the gripper kept as last executed) is evaluated too, and the
-            plan is executed only if its cost is below the hold's by more than ``m``; else the
-            robot holds. Where the energy is flat (a move in depth, seen by one camera), the
-            final CEM mean is sampling noise, and executing it random-walks the hand away from
-            a goal it had reached. It also stops the hand wherever the model predicts no gain
-            from moving, short of the goal: on reach it lost more episodes than it saved (experiments/README.md).
         arrival_energy: ``None`` (the paper's loop) or an energy ``e``: on the final goal,
             while the *observed* energy toward it (``energy_fn``) is below ``e``, the robot holds
-            still (as for ``hold_margin``) instead of planning. Unlike ``hold_margin``, which
-            trusts the predicted gain of a move, this trusts only the encoded observation: the
-            goal counts as reached. Calibrate ``e`` on episodes other than the evaluation's
-            (``jepa_wm.arrival.calibrate_arrival_energy``).
+            still (the action space's default action, binary dimensions such as the gripper as
+            last executed) instead of planning: the goal counts as reached by the encoded
+            observation, not by a prediction. Calibrate ``e`` on episodes other than the evaluation's
+            (``jepa_wm.evaluation.arrival.calibrate_arrival_energy``).
         far_energy: ``None`` (one planner) or an energy ``e``: while the *observed* energy
             toward the current goal is above ``e``, plan with the MPC's ``far_planner`` (e.g. a
             longer horizon, to see past the flat energy far from the goal) and else with its
             planner (coarse to fine). A switch between the two drops the last plan (no warm
             start across planners).
-        switch_cost: ``None`` or a cost ``c >= 0`` added to every candidate plan per change of
-            its binary dimensions (the gripper's open/close command) from one step to the next,
-            counted from the last executed command: the gripper changes only where the energy
-            gains more than ``c`` (near the goal, sampling noise otherwise flips it every step).
     """
 
     execute_steps: int = 1
     warm_start: bool = True
     warm_start_fill: Literal["default", "last"] = "default"
-    hold_margin: float | None = None
     arrival_energy: float | None = None
     far_energy: float | None = None
-    switch_cost: float | None = None
 
     def __post_init__(self) -> None:
         check_positive_int(self.execute_steps, "execute_steps")
-        for name in ("hold_margin", "switch_cost"):
-            value = getattr(self, name)
-            if value is not None and not value >= 0:
-                raise ValueError(f"{name} must be None or >= 0, got {value}")
         for name in ("arrival_energy", "far_energy"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
@@ -108,11 +88,10 @@ class MPCLog:
     time of :meth:`MPC.act`: the observed energy, the plan or the hold) and, with an
     ``energy_fn``, ``observed_energies`` of the observation the action was chosen at (toward
     the goal in force before any switch at that step). Per plan: ``plan_steps`` (the step it was made at),
-    ``plan_times_s``, ``energies`` (the plan's cost), ``iterations``, ``timed_out`` and
-    ``held`` (whether the hold replaced the plan, see ``MPCConfig.hold_margin``) and ``far``
-    (whether the far planner made it, see ``MPCConfig.far_energy``). Steps held
-    because the goal counted as reached (``MPCConfig.arrival_energy``, or the MPC's ``done_fn``)
-    make no plan; they are listed in ``arrived_steps``.
+    ``plan_times_s``, ``energies`` (the plan's cost), ``iterations``, ``timed_out`` and ``far``
+    (whether the far planner made it, see ``MPCConfig.far_energy``). Steps held because the
+    goal counted as reached (``MPCConfig.arrival_energy``) make no plan; they are listed in
+    ``arrived_steps``.
     """
 
     actions: list[np.ndarray] = field(default_factory=list)
@@ -124,7 +103,6 @@ class MPCLog:
     observed_energies: list[float] = field(default_factory=list)
     iterations: list[int] = field(default_factory=list)
     timed_out: list[bool] = field(default_factory=list)
-    held: list[bool] = field(default_factory=list)
     far: list[bool] = field(default_factory=list)
     arrived_steps: list[int] = field(default_factory=list)
 
@@ -146,14 +124,11 @@ class MPC(Generic[Obs, G]):
             goal, used by the sub-goal threshold and logged per step as ``observed_energies``.
         far_planner: the planner used while the observed energy is above
             ``config.far_energy`` (required with it, refused without it); same action space.
-        done_fn: optional ``obs -> bool``: the task counts as done at this observation whatever
-            the current goal (e.g. the object is read where the final goal has it); while it
-            says so the robot holds still without planning, as on ``config.arrival_energy``.
     """
 
     def __init__(self, planner: Planner, make_cost: Callable[[Obs, G], CostFunction],
                  config: MPCConfig = MPCConfig(), energy_fn: Callable[[Obs, G], float] | None = None,
-                 far_planner: Planner | None = None, done_fn: Callable[[Obs], bool] | None = None) -> None:
+                 far_planner: Planner | None = None) -> None:
         for name, p in (("planner", planner), ("far_planner", far_planner)):
             if p is not None and config.execute_steps > p.horizon:
                 raise ValueError(f"execute_steps ({config.execute_steps}) must be <= the {name}'s "
@@ -173,7 +148,6 @@ class MPC(Generic[Obs, G]):
         self.make_cost = make_cost
         self.config = config
         self.energy_fn = energy_fn
-        self.done_fn = done_fn
         self.log = MPCLog()
         self._schedule: SubgoalSchedule[G] | None = None
         self._queue: list[Tensor] = []
@@ -197,6 +171,16 @@ class MPC(Generic[Obs, G]):
         self._queue, self._last_plan, self._last_energy = [], None, None
         self._executed = self._steps = 0
 
+    @property
+    def last_plan(self) -> Tensor | None:
+        """The latest plan ``(H, A)``; ``None`` before the first and after a switch or an arrival hold."""
+        return self._last_plan
+
+    @property
+    def steps(self) -> int:
+        """Steps executed since :meth:`reset`."""
+        return self._steps
+
     def _replan(self, obs: Obs) -> None:
         assert self._schedule is not None
         init = None
@@ -206,18 +190,10 @@ class MPC(Generic[Obs, G]):
                 fill = (self.planner.action_space.default_action(self._last_plan.device)
                         if self.config.warm_start_fill == "default" else None)
                 init = shift_plan(self._last_plan, self._executed, fill)  # (H, A)
-        cost_fn = self._with_switch_cost(self.make_cost(obs, self._schedule.goal))
+        cost_fn = self.make_cost(obs, self._schedule.goal)
         result = self.planner.plan(cost_fn, init_mean=init)
-        plan, cost, held = result.actions, result.cost, False  # (H, A)
+        plan, cost = result.actions, result.cost  # (H, A)
         self._device = plan.device
-        if self.config.hold_margin is not None:
-            hold = self._hold_plan(plan)  # (H, A)
-            with torch.no_grad():
-                hold_cost = float(cost_fn(hold[None])[0])
-            if math.isnan(hold_cost):  # a failed evaluation never wins, as in the planners
-                hold_cost = math.inf
-            if not cost < hold_cost - self.config.hold_margin:
-                plan, cost, held = hold, hold_cost, True
         self._last_plan, self._last_energy, self._executed = plan, cost, 0
         self._queue = list(plan[: self.config.execute_steps])
         log = self.log
@@ -226,18 +202,9 @@ class MPC(Generic[Obs, G]):
         log.energies.append(cost)
         log.iterations.append(result.iterations)
         log.timed_out.append(result.timed_out)
-        log.held.append(held)
         log.far.append(self.planner is self.far_planner)
-        logger.debug("step %d goal %d: energy %.5g in %.3f s%s", self._steps, self._schedule.index,
-                     cost, result.elapsed_s, " (held)" if held else "")
-
-    def _with_switch_cost(self, cost_fn: CostFunction) -> CostFunction:
-        """``cost_fn`` plus ``switch_cost`` per change of a binary dimension along each plan,
-        counted from the last executed command (unchanged before any action or without one)."""
-        space, weight = self.planner.action_space, self.config.switch_cost
-        if not weight or not space.binary_dims or not self.log.actions:
-            return cost_fn
-        return SwitchCost(cost_fn, space, torch.as_tensor(self.log.actions[-1]), weight)
+        logger.debug("step %d goal %d: energy %.5g in %.3f s", self._steps, self._schedule.index,
+                     cost, result.elapsed_s)
 
     def _hold_action(self, device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
         """Holding still for one step ``(A,)``: the action space's default action, binary
@@ -249,10 +216,6 @@ class MPC(Generic[Obs, G]):
             last = torch.as_tensor(self.log.actions[-1], device=device, dtype=dtype)
             default[dims] = last[dims]
         return default
-
-    def _hold_plan(self, like: Tensor) -> Tensor:
-        """Holding still at every step of a plan shaped like ``like`` ``(H, A)``."""
-        return self._hold_action(like.device, like.dtype).expand_as(like).clone()
 
     def _drop_plan(self) -> None:
         """Forget the last plan: the next one starts afresh, not warm-started from it."""
@@ -290,8 +253,7 @@ class MPC(Generic[Obs, G]):
         Re-plans when the actions of the last plan are used up, and moves to the next goal
         when the schedule says so (then the remaining actions are dropped and the plan is
         not warm-started, since it aimed at the old goal). On the final goal, while the
-        observed energy is below ``MPCConfig.arrival_energy``, and on any goal while ``done_fn(obs)``
-        says the task is done, it holds still without planning.
+        observed energy is below ``MPCConfig.arrival_energy``, it holds still without planning.
         """
         schedule = self._schedule
         if schedule is None:
@@ -302,8 +264,7 @@ class MPC(Generic[Obs, G]):
         if switched:
             logger.info("step %d: switching to goal %d", self._steps, schedule.index)
             self._drop_plan()
-        done = self.done_fn is not None and bool(self.done_fn(obs))
-        if done or (not switched and self._arrived(energy)):  # after a switch, energy is toward the old goal
+        if not switched and self._arrived(energy):  # after a switch, energy is toward the old goal
             if self._last_plan is not None:  # leaving the goal later starts a fresh plan
                 self._drop_plan()
             self.log.arrived_steps.append(self._steps)
@@ -346,29 +307,3 @@ class MPC(Generic[Obs, G]):
                 break
         return self.log
 
-
-class SwitchCost:
-    """A cost function plus ``weight`` per change of the binary dimensions (the gripper command)
-    along each candidate, the first step compared with ``last`` (the last executed action ``(A,)``).
-
-    Changes are counted as ``|a[t, d] - a[t-1, d]| / (high_d - low_d)``: 1 per open/close switch
-    of snapped commands. Candidates are created on the wrapped cost's device.
-    """
-
-    def __init__(self, cost_fn: CostFunction, space: ActionSpace, last: Tensor, weight: float) -> None:
-        self.cost_fn, self.weight = cost_fn, weight
-        self.dims = list(space.binary_dims)
-        self.last = last.to(torch.float32)[self.dims]  # (K,)
-        self.span = torch.tensor([space.high[d] - space.low[d] for d in self.dims])  # (K,)
-
-    @property
-    def device(self) -> torch.device:
-        return getattr(self.cost_fn, "device", torch.device("cpu"))
-
-    def __call__(self, actions: Tensor) -> Tensor:
-        """Costs ``(B,)`` of candidates ``(B, H, A)``."""
-        cost = self.cost_fn(actions)
-        binary = actions[..., self.dims]  # (B, H, K)
-        previous = torch.cat([self.last.to(binary).expand(binary.shape[0], 1, -1), binary[:, :-1]], dim=1)
-        switches = ((binary - previous).abs() / self.span.to(binary)).sum(dim=(1, 2))  # (B,)
-        return cost + self.weight * switches.to(cost)

@@ -2,8 +2,8 @@
 
 A planner searches action sequences that *minimise* a cost. It sees only a cost function
 over batches of candidate sequences; it knows nothing of encoders, torch modules or
-simulators. The world model enters through :mod:`planners.objective`, which turns a
-``rollout(actions) -> predicted latents`` callable and a goal latent into such a cost.
+simulators. The world model enters through the cost (:mod:`jepa_wm.planning.costs`: a weighted
+sum of terms over the world model's rollouts of the candidates).
 
 Shapes: ``B`` candidates, ``H`` horizon (actions per sequence), ``A`` action dimensions.
 """

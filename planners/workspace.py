@@ -2,17 +2,17 @@
 
 Position actions are deltas: from the observed position ``p_0`` (the robot's proprioception,
 never the objects'), the plan's positions are ``p_t = p_0 + pos_scale * sum_{s <= t} a_s[:3]``.
-:class:`WorkspaceBox` charges ``weight`` per action unit that a planned position lies outside
+:class:`WorkspaceBox` charges each action unit that a planned position lies outside
 ``[low, high]`` (L1 over axes, averaged over the plan's steps): zero inside, so the energy
 alone chooses among plans that stay in. Subgradients are nonzero outside the box, so the
 gradient planner is pushed back in too.
 
 Used to keep the hand where the camera sees it (``envs.TabletopEnv.view_box``): an image
 energy cannot tell "hand far out of view" from "hand nearly right", and a planner that only
-scores images drifted out of frame in reach (experiments/README.md).
+scores images drifted out of frame (docs/research/).
 
 :func:`hand_distance` measures the same planned positions against a target position, such as the
-hand pose a hand reader reads from the goal image (``objective.hand_weight``).
+hand pose a hand reader reads from the goal image (:mod:`jepa_wm.plugins.object_reader.cost`).
 """
 
 from __future__ import annotations
@@ -50,12 +50,10 @@ class WorkspaceBox:
 
     Args:
         low, high: corners of the box ``(3,)``, in the state's units (metres).
-        weight: cost per action unit outside the box, per step (``>= 0``).
     """
 
     low: Sequence[float]
     high: Sequence[float]
-    weight: float = 1.0
 
     def __post_init__(self) -> None:
         low, high = tuple(float(v) for v in self.low), tuple(float(v) for v in self.high)
@@ -63,15 +61,13 @@ class WorkspaceBox:
             raise ValueError(f"low and high must be 3 values (x, y, z), got {list(self.low)} and {list(self.high)}")
         if any(lo >= hi for lo, hi in zip(low, high)):
             raise ValueError(f"low must be below high on every axis, got low {list(low)}, high {list(high)}")
-        if not self.weight >= 0:
-            raise ValueError(f"weight must be >= 0, got {self.weight}")
         object.__setattr__(self, "low", low)
         object.__setattr__(self, "high", high)
 
     def cost(self, start: Tensor, actions: Tensor, pos_scale: float) -> Tensor:
-        """Costs ``(B,)``: ``weight`` x the mean over steps of the L1 distance (action units)
-        of each planned position to the box."""
+        """Costs ``(B,)``: the mean over steps of the L1 distance (action units) of each planned
+        position to the box."""
         pos = planned_positions(start, actions, pos_scale)  # (B, H, 3)
         low, high = pos.new_tensor(self.low), pos.new_tensor(self.high)
         outside = (low - pos).clamp(min=0) + (pos - high).clamp(min=0)  # (B, H, 3) metres
-        return self.weight * outside.sum(-1).mean(-1) / pos_scale  # (B,)
+        return outside.sum(-1).mean(-1) / pos_scale  # (B,)

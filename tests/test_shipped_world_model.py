@@ -11,9 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from jepa_wm.encoders import load_encoder_checkpoint
-from jepa_wm.object_dynamics import ObjectDynamics
-from jepa_wm.object_reader import ObjectReader
-from jepa_wm.plan_runner import build
+from jepa_wm.plugins.object_model.dynamics import ObjectDynamics
+from jepa_wm.plugins.object_reader.reader import ObjectReader
+from jepa_wm.planning.runner import build
 from jepa_wm.world_model import encoder_pool, load_world_model, read_predictor_checkpoint
 from tests.helpers import ROOT, run_script
 
@@ -40,7 +40,7 @@ def test_shipped_predictor_records_its_recipe_and_fits_the_shipped_encoder():
 
 
 def test_shipped_two_camera_pair_records_its_recipe_and_takes_stacked_views():
-    """README "Shipped two-camera pair": the default recipe (3000 steps) on front+side recordings."""
+    """docs/models.md: the default recipe (3000 steps) on front+side recordings."""
     assert PREDICTOR_2CAM.stat().st_size < 10 * 2**20 and ENCODER_2CAM.stat().st_size < 20 * 2**20
     checkpoint = read_predictor_checkpoint(PREDICTOR_2CAM)
     default = OmegaConf.load(ROOT / "configs" / "train_predictor.yaml")
@@ -52,7 +52,7 @@ def test_shipped_two_camera_pair_records_its_recipe_and_takes_stacked_views():
 
 
 def test_shipped_two_camera_predictor_at_6000_steps_continues_the_same_run():
-    """README "Pick-and-place's default": the two-camera run continued to train.total_steps=6000."""
+    """docs/models.md: the two-camera run continued to train.total_steps=6000."""
     assert PREDICTOR_2CAM_6K.stat().st_size < 10 * 2**20
     checkpoint, shorter = read_predictor_checkpoint(PREDICTOR_2CAM_6K), read_predictor_checkpoint(PREDICTOR_2CAM)
     _assert_default_recipe(checkpoint, OmegaConf.load(ROOT / "configs" / "train_predictor.yaml"), total_steps=6000)
@@ -63,7 +63,7 @@ def test_shipped_two_camera_predictor_at_6000_steps_continues_the_same_run():
 
 
 def test_shipped_pick_place_predictor_fine_tunes_the_6000_step_one_on_pick_place_episodes():
-    """README "Pick-and-place's default": train_predictor.py init=<the 6000-step run> on pick_place's files."""
+    """docs/models.md: train_predictor.py init=<the 6000-step run> on pick_place's files."""
     assert PREDICTOR_2CAM_PICK_PLACE.stat().st_size < 10 * 2**20
     checkpoint = read_predictor_checkpoint(PREDICTOR_2CAM_PICK_PLACE)
     start = read_predictor_checkpoint(PREDICTOR_2CAM_6K)
@@ -78,7 +78,7 @@ def test_shipped_pick_place_predictor_fine_tunes_the_6000_step_one_on_pick_place
 
 
 def test_shipped_hand_reader_reads_the_two_camera_encoders_latents():
-    """README "Push's default": train_object_reader.py target=hand on push's and pick_place's episodes."""
+    """docs/models.md: train_object_reader.py target=hand on push's and pick_place's episodes."""
     assert HAND_READER_2CAM.stat().st_size < 10 * 2**20
     reader, meta = ObjectReader.load(HAND_READER_2CAM,
                                      encoder_fingerprint=load_encoder_checkpoint(ENCODER_2CAM).fingerprint())
@@ -89,7 +89,7 @@ def test_shipped_hand_reader_reads_the_two_camera_encoders_latents():
 
 
 def test_shipped_object_reader_and_object_model_record_their_recipes():
-    """README "Push's default": the object reader trained on push's 1,000 two-camera episodes, the object model
+    """docs/models.md: the object reader trained on push's 1,000 two-camera episodes, the object model
     on 6,000 episodes of object play."""
     reader_path = ROOT / "jepa_wm" / "checkpoints" / "object_reader_tiny_2cam.pt"
     model_path = ROOT / "jepa_wm" / "checkpoints" / "object_dynamics_push.pt"
@@ -154,7 +154,7 @@ def test_plan_script_runs_push_with_its_object_model(tmp_path, monkeypatch):
     """`python experiments/plan.py task=push`, shortened to 6 steps: the object reader's cube, the object model's
     plans 3 steps ahead, the fingers held closed; the hand goes toward the cube."""
     record = _run_plan(tmp_path / "plan", monkeypatch, "task=push", "max_steps=6", "video=false")
-    assert record["config"]["object_model"]["dynamics"].endswith("object_dynamics_push.pt")
+    assert record["config"]["world_model"]["dynamics"].endswith("object_dynamics_push.pt")
     (episode,) = record["episodes"]
     assert episode["steps"] == 6 and all(action[6] == 1.0 for action in episode["mpc"]["actions"])
     import envs  # the hand's distance to the cube in the table plane shrinks
@@ -168,7 +168,7 @@ def test_plan_script_runs_push_with_its_object_model(tmp_path, monkeypatch):
 
 
 WORLD_MODELS = ROOT / "configs" / "world_model"
-PAIRS = sorted(p.stem for p in WORLD_MODELS.glob("*.yaml") if "defaults" not in OmegaConf.load(p))
+PAIRS = sorted(p.stem for p in WORLD_MODELS.glob("*.yaml"))
 
 
 def _plan_config(*overrides: str) -> dict:
@@ -177,68 +177,74 @@ def _plan_config(*overrides: str) -> dict:
 
 
 @pytest.mark.parametrize("name", PAIRS)
-def test_every_world_model_pair_plans_on_the_cameras_its_encoder_was_trained_on(name):
-    """`plan.py world_model=<pair>`: the pair loads (weights hash checked) on the task's images, its
-    camera, precision and thresholds reach the env and the MPC settings."""
-    resolved = _plan_config("task=reach", f"world_model={name}", "far_planner=null", "mpc.far_energy=null")
+def test_every_world_model_pair_builds_on_the_cameras_its_encoder_was_trained_on(name, monkeypatch):
+    """`plan.py world_model=<pair>`: the pair loads (weights hash checked) on its cameras' images; its camera,
+    precision and thresholds reach the env and the agent (reach's recipe, or push's for push's object model)."""
+    monkeypatch.chdir(ROOT)
+    task = {"object_model_push": "push", "tiny_2cam_pick_place": "pick_place"}.get(name, "reach")  # trained on
+    resolved = _plan_config(f"task={task}", f"world_model={name}")
     world = resolved["world_model"]
     assert resolved["task"]["camera"] == world["camera"]
     assert resolved["mpc"]["arrival_energy"] == world["arrival_energy"] > 0 and world["far_energy"] > 0
-    paths = {key: str(ROOT / world[key]) for key in ("encoder", "predictor")}  # from any working directory
-    env, world_model, _, config, _ = build({**resolved, "world_model": {**world, **paths}}, torch.device("cpu"))
-    env.close()
-    assert tuple(world_model.encoder.img_hw) == env.unwrapped.image_hw
-    assert world_model.precision == world["precision"] and config.mpc.arrival_energy == world["arrival_energy"]
+    setup = build(resolved, torch.device("cpu"))
+    setup.env.close()
+    model, agent = setup.agent.model, setup.agent
+    assert model.image_hw == setup.env.unwrapped.image_hw and model.prediction in ("latents", "object")
+    assert model.world_model.encoder.img_hw == model.image_hw
+    assert agent.mpc.config.arrival_energy == world["arrival_energy"]
+    if world["predictor"] is not None:
+        assert model.world_model.precision == world["precision"]
 
 
 @pytest.mark.parametrize("task", sorted(p.stem for p in (ROOT / "configs" / "task").glob("*.yaml")))
-def test_every_task_plans_with_its_shipped_pair_by_default(task):
-    """README "Reach's default": reach plans with the two-camera pair, horizon 2 while far from the
-    marker and the fingers held open; README "Pick-and-place's default": pick_place with the two-camera
-    pair's predictor fine-tuned on its episodes, pick_place_multi with the 6000-step one, both with the
-    two-camera gripper reader and the grasp on arrival, pick_place with the hand reader's horizontal pull
-    beyond 6 cm; README "Push's default": push with its object model and the object reader (beside the
-    two-camera pair's 6000-step predictor), CEM 256 x 4 at horizon 3, no workspace box and the fingers held
-    closed; every other task with the default pair; all at horizon 1 but reach while far and push, planning
-    the gripper but reach and push."""
+def test_every_task_plans_with_its_recipe(task):
+    """configs/recipe/<task>.yaml: reach plans with the two-camera pair, horizon 2 while far from the marker and the
+    fingers held open; pick_place with the two-camera pair's predictor fine-tuned on its episodes, pick_place_multi
+    with the 6000-step one, both with the gripper term and the grasp on arrival, pick_place with the hand pull on x
+    and y beyond 6 cm; push with its object model (the two-camera encoder, the object reader, the object dynamics),
+    CEM 256 x 4 at horizon 3, the object cost alone and the fingers held closed; every other task with the default
+    pair; all at horizon 1 but reach while far and push, planning the gripper but reach and push."""
     resolved = _plan_config(f"task={task}")
     pairs = {"reach": "tiny_2cam", "pick_place": "tiny_2cam_pick_place", "pick_place_multi": "tiny_2cam_6k",
-             "push": "tiny_2cam_6k"}
+             "push": "object_model_push"}
     pair = pairs.get(task, "tiny")
-    named = _plan_config(f"task={task}", f"world_model={pair}")["world_model"]
-    if task == "push":  # push's pair adds the object reader its object model reads the cube with
-        named["object_reader"] = "jepa_wm/checkpoints/object_reader_tiny_2cam.pt"
-    assert resolved["world_model"] == named
+    assert resolved["world_model"] == _plan_config(f"task={task}", f"world_model={pair}")["world_model"]
+    costs = {name for name, term in resolved["costs"].items() if term is not None}
     if task in ("pick_place", "pick_place_multi"):
         trained = "pick_place" if task == "pick_place" else "6k"
         assert resolved["world_model"]["predictor"].endswith(f"predictor_tiny_2cam_{trained}.pt")
-        assert resolved["world_model"]["gripper_reader"].endswith("gripper_reader_tiny_2cam.pt")
-        assert resolved["subgoals"]["energy_threshold"] == [0.03] and resolved["objective"]["action_weight"] == 0
-        assert resolved["planner"]["config"]["init_std"] == 0.5  # planner_for_task/cem_cpu_pick_place.yaml
-        # another planner keeps its own settings (the half spread is cem_cpu's for pick_place only)
+        assert resolved["costs"]["gripper"]["reader"].endswith("gripper_reader_tiny_2cam.pt")
+        assert resolved["costs"]["gripper"]["weight"] == 0.05
+        assert resolved["goal"]["energy_threshold"] == [0.03] and resolved["goal"]["steps_per_goal"] == [30, 6, 6, 12, 6]
+        assert resolved["planner"]["config"]["init_std"] == 0.5  # planner/cem_cpu_pick_place.yaml
+        # another planner keeps its own settings (the half spread is the preset's)
         assert _plan_config(f"task={task}", "planner=cem")["planner"]["config"]["init_std"] == 1.0
     if task == "pick_place":  # the hand reader's pull, horizontal and beyond 6 cm
-        assert resolved["world_model"]["hand_reader"].endswith("hand_reader_tiny_2cam.pt")
-        objective = resolved["objective"]
-        assert (objective["hand_weight"], objective["hand_margin"], objective["hand_dims"]) == (3.0, 0.06, [0, 1])
+        hand = resolved["costs"]["hand"]
+        assert hand["reader"].endswith("hand_reader_tiny_2cam.pt")
+        assert (hand["weight"], hand["margin"], hand["dims"]) == (3.0, 0.06, [0, 1])
+        assert costs == {"energy", "workspace", "gripper", "hand"}
     elif task == "pick_place_multi":
-        assert resolved["objective"]["hand_weight"] == 0.0
-    if task == "push":
-        assert resolved["world_model"]["predictor"].endswith("predictor_tiny_2cam_6k.pt")
-        assert resolved["object_model"]["dynamics"].endswith("object_dynamics_push.pt")
-        assert resolved["object_model"]["model_error"] == 0.6 and resolved["workspace"]["box"] is None
-        assert resolved["objective"]["hand_weight"] == 0.0
+        assert costs == {"energy", "workspace", "gripper"}
+    elif task == "push":
+        world = resolved["world_model"]
+        assert world["predictor"].endswith("predictor_tiny_2cam_6k.pt") and world["dynamics"].endswith(
+            "object_dynamics_push.pt")
+        assert world["object_reader"].endswith("object_reader_tiny_2cam.pt") and world["model_error"] == 0.6
+        assert costs == {"object"}
         config = resolved["planner"]["config"]
         assert (config["horizon"], config["num_samples"], config["iterations"]) == (3, 256, 4)
         assert _plan_config(f"task={task}", "planner=cem")["planner"]["config"]["num_samples"] == 800
         space = instantiate(resolved["planner"], seed=0).action_space
         assert space.num_planned == 3 and space.held_value[-1] == 1  # delta xyz; the fingers held closed
-    elif task == "reach":
+    else:
+        assert costs == {"energy", "action", "workspace"}
+    if task == "reach":
         assert resolved["far_planner"] == {"config": {"horizon": 2}}
         assert resolved["mpc"]["far_energy"] == resolved["world_model"]["far_energy"] == 0.106
         assert resolved["task"]["camera"] == "front+side" and resolved["world_model"]["precision"] == "bfloat16"
         space = instantiate(resolved["planner"], seed=0).action_space
         assert space.num_planned == 3 and space.held_value[-1] == -1  # delta xyz; the gripper held open
-    else:
+    elif task != "push":
         assert resolved["far_planner"] is None and resolved["mpc"]["far_energy"] is None
         assert instantiate(resolved["planner"], seed=0).action_space.num_planned == 4  # delta xyz + gripper

@@ -2,7 +2,7 @@
 
 A planner that only scores images has no reason to keep the hand in the picture: with the
 hand out of frame, an image differs from a reach goal by the goal's hand alone, which can
-score better than a hand in the wrong place (experiments/README.md). :func:`view_box` gives
+score better than a hand in the wrong place (docs/research/reach.md). :func:`view_box` gives
 the grip-site positions the camera sees, as a box a planner can stay inside.
 
 >>> low, high = view_box(sim, "front", image_size=64)

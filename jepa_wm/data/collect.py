@@ -30,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import envs
+from envs.interface import HELD_OUT_SEED_START
 import jepa_wm
 from jepa_wm.data.formats import DatasetSummary
 from jepa_wm.data.hdf5 import META_ATTR, Episode
@@ -37,7 +38,6 @@ from jepa_wm.data.store import EpisodeStore, parts_dir, write_part
 
 log = logging.getLogger(__name__)
 
-HELD_OUT_SEED_START = 1_000_000  # planning / evaluation seeds start here; training seeds stay below
 GYM_ENV_TYPE = 2  # robomimic's EnvType.GYM_TYPE: env_args["env_name"] is a gymnasium id
 
 

@@ -2,7 +2,7 @@
 
 In push most clips show the arm moving through free space; the cube moves more than 5 mm in
 about a quarter of the 4-frame training clips, so a predictor trained on the recorded mix learns
-the arm's motion far better than where a push sends the cube (experiments/README.md).
+the arm's motion far better than where a push sends the cube (docs/research/push.md).
 :func:`moving_clip_indices` lists every clip once and the clips whose object moved more than
 ``min_move`` ``repeat`` times in all;
 ``torch.utils.data.Subset(dataset, indices)`` then serves them, with any sampler (the

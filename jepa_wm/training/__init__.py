@@ -8,37 +8,55 @@
 * :mod:`~jepa_wm.training.resume`: restore the newest checkpoint, the batches still to train.
 """
 
-from jepa_wm.training.checkpoint import (
-    CheckpointError,
-    atomic_torch_save,
-    check_resume,
-    checkpoint_name,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    prune_checkpoints,
-    restore,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    torch_load_plain,
-    unwrap,
-)
-from jepa_wm.training.distributed import (
-    DistributedContext,
-    ResumableSampler,
-    all_reduce_mean,
-    barrier,
-    cleanup_distributed,
-    init_distributed,
-    quiet_non_main_ranks,
-    resumable_loader,
-    wrap_ddp,
-)
-from jepa_wm.training.loop import PRECISIONS, Precision, adamw, autocast, optimizer_step
-from jepa_wm.training.metrics import MetricsLogger, read_metrics
-from jepa_wm.training.resume import resume_latest, training_batches
-from jepa_wm.training.schedule import WarmupConstantDecay, follow_schedule, warmup_constant_decay
+import importlib
+from typing import Any
+
+# Names -> the submodule that defines them, imported on first use: loading a checkpoint
+# (jepa_wm.training.checkpoint) must not import the training loop or torch.distributed.
+_LAZY = {
+    "CheckpointError": "jepa_wm.training.checkpoint",
+    "DistributedContext": "jepa_wm.training.distributed",
+    "MetricsLogger": "jepa_wm.training.metrics",
+    "PRECISIONS": "jepa_wm.training.loop",
+    "Precision": "jepa_wm.training.loop",
+    "ResumableSampler": "jepa_wm.training.distributed",
+    "WarmupConstantDecay": "jepa_wm.training.schedule",
+    "adamw": "jepa_wm.training.loop",
+    "all_reduce_mean": "jepa_wm.training.distributed",
+    "atomic_torch_save": "jepa_wm.training.checkpoint",
+    "autocast": "jepa_wm.training.loop",
+    "barrier": "jepa_wm.training.distributed",
+    "check_resume": "jepa_wm.training.checkpoint",
+    "checkpoint_name": "jepa_wm.training.checkpoint",
+    "cleanup_distributed": "jepa_wm.training.distributed",
+    "follow_schedule": "jepa_wm.training.schedule",
+    "init_distributed": "jepa_wm.training.distributed",
+    "latest_checkpoint": "jepa_wm.training.checkpoint",
+    "list_checkpoints": "jepa_wm.training.checkpoint",
+    "load_checkpoint": "jepa_wm.training.checkpoint",
+    "optimizer_step": "jepa_wm.training.loop",
+    "prune_checkpoints": "jepa_wm.training.checkpoint",
+    "quiet_non_main_ranks": "jepa_wm.training.distributed",
+    "read_metrics": "jepa_wm.training.metrics",
+    "restore": "jepa_wm.training.checkpoint",
+    "resumable_loader": "jepa_wm.training.distributed",
+    "resume_latest": "jepa_wm.training.resume",
+    "rng_state": "jepa_wm.training.checkpoint",
+    "save_checkpoint": "jepa_wm.training.checkpoint",
+    "set_rng_state": "jepa_wm.training.checkpoint",
+    "torch_load_plain": "jepa_wm.training.checkpoint",
+    "training_batches": "jepa_wm.training.resume",
+    "unwrap": "jepa_wm.training.checkpoint",
+    "warmup_constant_decay": "jepa_wm.training.schedule",
+    "wrap_ddp": "jepa_wm.training.distributed",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "PRECISIONS",

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from planners import MPC, ActionSpace, MPCConfig, SubgoalConfig, SubgoalSchedule, available_planners, make_planner
-from planners.mpc import SwitchCost
 
 SPACE = ActionSpace(dim=2)  # box [-1, 1] per axis
 
@@ -32,8 +31,7 @@ class PointMass:
 def make_cost(obs: np.ndarray, goal: torch.Tensor):
     """Squared distance to the goal summed over the planned positions: (B, H, 2) -> (B,).
 
-    (Summing over steps, like ``steps="sum"`` in the objective, keeps a horizon longer than
-    needed from postponing the move.)"""
+    (Summing over steps keeps a horizon longer than needed from postponing the move.)"""
     start = torch.as_tensor(obs)
 
     def cost(actions: torch.Tensor) -> torch.Tensor:
@@ -116,61 +114,6 @@ def test_mpc_validates_its_use() -> None:
         MPCConfig(warm_start_fill="zeros")
 
 
-def flat_in_y_cost(obs: np.ndarray, goal: torch.Tensor):
-    """Cost on the final x only ``(B, H, A) -> (B,)``: every y (and any further dimension) ties."""
-    start = torch.as_tensor(obs)
-
-    def cost(actions: torch.Tensor) -> torch.Tensor:
-        return (start[0] + actions[..., 0].sum(dim=1) - goal[0]).abs()
-
-    return cost
-
-
-def test_hold_margin_stops_the_drift_where_the_cost_is_flat() -> None:
-    finals = {}
-    for margin in (None, 0.0):
-        env = PointMass(start=(0.0, 0.0), goal=(0.0, 0.0), tol=-1.0)  # never done: run all steps
-        planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=32, iterations=2, topk=4)
-        mpc = MPC(planner, flat_in_y_cost, MPCConfig(hold_margin=margin))
-        mpc.reset(SubgoalSchedule([torch.zeros(2)]))
-        log = mpc.run(env.pos.copy(), env.step, max_steps=20)
-        finals[margin] = env.pos.copy()
-        assert len(log.held) == 20 and all(log.held) == (margin is not None)
-    assert abs(finals[None][1]) > 0.3  # the CEM mean's noise in y random-walks the point away
-    assert np.array_equal(finals[0.0], np.zeros(2))  # holding is never beaten: it stays
-
-
-def test_a_failed_hold_evaluation_never_wins() -> None:
-    """NaN for the hold-still candidate (a failed model evaluation) counts as +inf, as in the planners."""
-
-    def nan_when_still(obs: np.ndarray, goal: torch.Tensor):
-        cost = make_cost(obs, goal)
-        return lambda actions: torch.where(actions.abs().sum(dim=(1, 2)) == 0, torch.nan, cost(actions))
-
-    env = PointMass(start=(3.0, 0.0), goal=(0.0, 0.0))
-    planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=64, iterations=3)
-    mpc = MPC(planner, nan_when_still, MPCConfig(hold_margin=0.0))
-    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
-    log = mpc.run(env.pos.copy(), env.step, max_steps=3)
-    assert not any(log.held) and env.pos[0] < 1.0
-
-
-def test_hold_margin_still_moves_toward_a_goal_and_keeps_the_gripper() -> None:
-    space = ActionSpace(dim=3, planned_dims=[0, 1, 2], binary_dims=[2])  # x, y and an open/closed gripper
-    env = PointMass(start=(3.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
-    planner = make_planner("cem", space, seed=0, horizon=1, num_samples=64, iterations=3)
-    mpc = MPC(planner, flat_in_y_cost, MPCConfig(hold_margin=0.05))
-    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
-    log = mpc.run(env.pos.copy(), lambda a: env.step(a[:2]), max_steps=12)
-    assert abs(env.pos[0]) < 0.1  # the plans that move toward x = 0 beat holding by more than 0.05
-    assert not log.held[0] and log.held[-1]  # then, at the goal, it holds
-    for before, now, held in zip(log.actions, log.actions[1:], log.held[1:], strict=False):
-        if held:
-            assert now[0] == now[1] == 0 and now[2] == before[2]  # still, gripper as it was
-    with pytest.raises(ValueError, match="hold_margin"):
-        MPCConfig(hold_margin=-0.1)
-
-
 def test_arrival_energy_holds_at_the_final_goal_and_plans_again_when_pushed_off() -> None:
     env = PointMass(start=(0.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
     planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=32, iterations=2, topk=4)
@@ -204,21 +147,44 @@ def test_arrival_energy_is_only_for_the_final_goal() -> None:
         MPC(planner, make_cost, MPCConfig(arrival_energy=0.1))
 
 
-def test_done_fn_holds_on_any_goal_while_the_task_reads_done() -> None:
-    # the sub-goal is at x = 4, but the task is done once x >= 1.5: the hand stops there, on the sub-goal
-    env = PointMass(start=(0.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
-    planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=64, iterations=3)
-    schedule = SubgoalSchedule([torch.tensor([4.0, 0.0]), torch.tensor([6.0, 0.0])], SubgoalConfig(steps_per_goal=[20]))
-    mpc = MPC(planner, make_cost, MPCConfig(), done_fn=lambda obs: bool(obs[0] >= 1.5))
-    mpc.reset(schedule)
-    log = mpc.run(env.pos.copy(), env.step, max_steps=8)
-    first = log.arrived_steps[0]
-    assert 1 <= first <= 2 and log.arrived_steps == list(range(first, 8))  # every step from there on holds
-    assert 1.5 <= env.pos[0] <= 2.1 and set(log.goal_indices) == {0}  # stopped short of the sub-goal
-    assert log.plan_steps == list(range(first)) and len(log.actions) == 8
-    env.pos = np.array([0.0, 0.0], dtype=np.float32)  # pushed back: not done, it plans again
-    mpc.run(env.pos.copy(), env.step, max_steps=4)
-    assert log.plan_steps[-1] >= 8 and env.pos[0] >= 1.5
+def test_arrival_hold_keeps_the_gripper_as_last_commanded() -> None:
+    space = ActionSpace(dim=3, binary_dims=(2,))  # x, y and an open/closed gripper in {-1, 1}
+
+    def grip_open_cost(obs: np.ndarray, goal: torch.Tensor):
+        reach = make_cost(obs, goal)
+        return lambda actions: reach(actions[..., :2]) + 0.5 * (1 + actions[..., 2]).abs().sum(1)
+
+    env = PointMass(start=(2.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
+    planner = make_planner("cem", space, seed=0, horizon=1, num_samples=64, iterations=3)
+    mpc = MPC(planner, grip_open_cost, MPCConfig(arrival_energy=0.01), energy_fn=distance_energy)
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    log = mpc.run(env.pos.copy(), lambda a: env.step(a[:2]), max_steps=8)
+    assert log.plan_steps and log.plan_steps[0] == 0 and log.arrived_steps and log.arrived_steps[-1] == 7
+    assert all(log.actions[t][2] == -1.0 for t in log.plan_steps)  # the plans open the gripper
+    for t in log.arrived_steps:  # holding still: no move, the gripper stays open (the default action closes it)
+        assert log.actions[t].tolist() == [0.0, 0.0, -1.0]
+
+
+def test_last_plan_and_steps_follow_the_loop() -> None:
+    env = PointMass(start=(3.0, 0.0), goal=(0.0, 0.0), tol=-1.0)
+    planner = make_planner("cem", SPACE, seed=0, horizon=3, num_samples=64, iterations=3)
+    mpc = MPC(planner, make_cost, MPCConfig(execute_steps=2))
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    assert mpc.last_plan is None and mpc.steps == 0
+    obs = env.pos.copy()
+    first = mpc.act(obs)
+    plan = mpc.last_plan
+    assert plan is not None and plan.shape == (3, 2) and mpc.steps == 1
+    torch.testing.assert_close(first, plan[0])
+    obs = env.step(first.numpy())[0]
+    second = mpc.act(obs)  # the second action of the same plan: no new plan
+    assert mpc.last_plan is plan and mpc.steps == 2 and mpc.log.plan_steps == [0]
+    torch.testing.assert_close(second, plan[1])
+    obs = env.step(second.numpy())[0]
+    mpc.act(obs)  # used up: a new plan
+    assert mpc.last_plan is not plan and mpc.steps == 3 and mpc.log.plan_steps == [0, 2]
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    assert mpc.last_plan is None and mpc.steps == 0
 
 
 def test_far_planner_plans_while_the_observed_energy_is_high() -> None:
@@ -252,33 +218,3 @@ def test_far_planner_settings_are_checked() -> None:
     for bad in (0.0, -1.0, True):
         with pytest.raises(ValueError, match="far_energy"):
             MPCConfig(far_energy=bad)
-
-
-def test_switch_cost_counts_gripper_changes_from_the_last_command() -> None:
-    space = ActionSpace(dim=3, binary_dims=(2,))  # x, y, a gripper command in {-1, 1}
-    zero = lambda actions: torch.zeros(actions.shape[0])  # noqa: E731
-    cost = SwitchCost(zero, space, last=torch.tensor([0.0, 0.0, -1.0]), weight=0.5)
-    plans = torch.tensor([[[0.0, 0, -1], [0, 0, -1]],   # stays open: no change
-                          [[0.0, 0, 1], [0, 0, 1]],     # closes once
-                          [[0.0, 0, 1], [0, 0, -1]]])   # closes and opens again
-    torch.testing.assert_close(cost(plans), torch.tensor([0.0, 0.5, 1.0]))
-
-
-def test_switch_cost_keeps_the_gripper_where_the_cost_barely_prefers_a_change() -> None:
-    space = ActionSpace(dim=2, binary_dims=(1,))
-
-    def make(obs, goal):  # the gripper's state costs 0.01 either way, alternating: noise-like preferences
-        flip = 1.0 if len(env_log) % 2 else -1.0
-        return lambda actions: 0.01 * (actions[:, 0, 1] * flip > 0).float() + actions[:, 0, 0].square()
-
-    for switch_cost, expected_changes in ((None, 4), (0.05, 0)):
-        env_log: list[np.ndarray] = []
-        mpc = MPC(make_planner("cem", space, seed=0, horizon=1, num_samples=32, iterations=2), make,
-                  MPCConfig(switch_cost=switch_cost))
-        mpc.reset(SubgoalSchedule([torch.zeros(2)]))
-        for _ in range(5):
-            env_log.append(mpc.act(np.zeros(2)).numpy())
-        grip = [a[1] for a in env_log]
-        assert sum(a != b for a, b in zip(grip, grip[1:], strict=False)) == expected_changes
-    with pytest.raises(ValueError, match="switch_cost"):
-        MPCConfig(switch_cost=-1.0)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from jepa_wm.data.latents import NormalizationStats
-from jepa_wm.evaluation import evaluate_open_loop
+from jepa_wm.evaluation.open_loop import evaluate_open_loop
 from jepa_wm.predictor import ACPredictor
 from jepa_wm.predictor_training import (
     PredictorTrainConfig,

@@ -12,7 +12,7 @@ import torch
 
 from jepa_wm.data import ClipDataset
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer, ViTConfig
-from jepa_wm.probe import (
+from jepa_wm.evaluation.probe import (
     encoder_features,
     fit_probes,
     format_table,

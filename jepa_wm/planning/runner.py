@@ -1,0 +1,202 @@
+"""From a resolved plan config to planning episodes, sequentially or in worker processes.
+
+``experiments/plan.py`` is a thin wrapper around :func:`run_episodes`. :func:`build` turns the config
+into objects: the task's env, the world model (``world_model._target_``, e.g.
+:class:`~jepa_wm.planning.latent_model.LatentModel`), the cost terms (``costs.<name>._target_``), the
+planner, the goal schedule and the :class:`~jepa_wm.planning.agent.MPCAgent`; every rule between
+settings is checked there, by the object that owns it, before any episode runs.
+
+Each worker process builds its own setup once and then runs whole episodes; episode ``i`` uses
+seed ``seed + i`` for the env and the planner, so the results are the same for any number of
+workers. Processes are spawned (never forked), which is safe with MuJoCo's GL contexts and torch's
+thread pools.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+import envs
+from jepa_wm.planning.agent import MPCAgent
+from jepa_wm.planning.costs import BuildContext, EnergySettings, WeightedSum
+from jepa_wm.planning.episode import EpisodeResult, run_episode
+from jepa_wm.planning.goals import ImageGoals
+from jepa_wm.planning.outputs import write_episode_video
+from jepa_wm.protocols import CostModel
+from planners import MPCConfig
+from planners.protocols import Planner
+
+logger = logging.getLogger(__name__)
+
+_worker: dict[str, PlanSetup] = {}  # per process: what build() made
+
+
+class PlanSetupError(ValueError):
+    """A ``plan`` config that cannot run: a missing or mismatched checkpoint or a bad setting.
+
+    The message says what was expected and what came (and how to train a missing checkpoint).
+    """
+
+
+@dataclass
+class PlanSetup:
+    """What :func:`build` makes: the env, the agent and how goal images become its goal."""
+
+    env: gym.Env
+    agent: MPCAgent
+    goals: ImageGoals
+
+
+def build(resolved: Mapping[str, Any], device: torch.device) -> PlanSetup:
+    """The env, agent and goal schedule of a resolved ``plan`` config.
+
+    Raises:
+        PlanSetupError: a missing or mismatched checkpoint, or settings the task or world model cannot take.
+    """
+    env = envs.make_from_config(resolved["task"])
+    try:
+        context = BuildContext(env=env, device=device, task=resolved["task"]["name"])
+        model: CostModel = _build(resolved["world_model"], "world_model", context=context)
+        cost = WeightedSum({name: _build(term, f"costs.{name}", context=context, model=model)
+                            for name, term in resolved["costs"].items() if term is not None})
+        goals = ImageGoals(**resolved["goal"])
+        goals.check_task(list(env.unwrapped.goal_phases.values()), context.task)
+        planner = instantiate(resolved["planner"], seed=resolved["seed"], device=device)
+        agent = MPCAgent(model, planner, cost, EnergySettings(**resolved["energy"]), MPCConfig(**resolved["mpc"]),
+                         far_planner=_far_planner(resolved, device))
+        _warn_beyond_time_limit(env, resolved["max_steps"])
+    except (FileNotFoundError, ValueError, TypeError, InstantiationException) as err:
+        env.close()
+        raise PlanSetupError(str(err)) from err
+    return PlanSetup(env, agent, goals)
+
+
+def _build(settings: Mapping[str, Any], name: str, **runtime: Any) -> Any:
+    """Instantiate ``settings`` (a ``_target_`` and its arguments) with the runtime objects ``runtime``
+    (the build context, the world model) passed in, not merged into the config."""
+    if not isinstance(settings, Mapping) or "_target_" not in settings:
+        raise ValueError(f"{name} must be a mapping with a _target_ (the class or builder to call), got {settings!r}")
+    try:
+        factory = instantiate(settings, _partial_=True, _convert_="all")
+    except InstantiationException as err:
+        raise ValueError(f"{name}: {err}") from None
+    try:
+        return factory(**runtime)
+    except TypeError as err:
+        raise TypeError(f"{name}: {err}") from None
+
+
+def _far_planner(resolved: Mapping[str, Any], device: torch.device) -> Planner | None:
+    """The planner with ``resolved["far_planner"]``'s overrides merged in; ``None`` without them.
+
+    Raises:
+        ValueError: ``far_planner`` and ``mpc.far_energy`` are not both set (or both unset).
+    """
+    overrides, far_energy = resolved.get("far_planner"), resolved["mpc"].get("far_energy")
+    if (overrides is None) != (far_energy is None):
+        raise ValueError(f"far_planner and mpc.far_energy go together (the far planner plans while the observed "
+                         f"energy is above far_energy): got far_planner={overrides!r}, mpc.far_energy={far_energy!r}")
+    if overrides is None:
+        return None
+    merged = OmegaConf.to_container(OmegaConf.merge(resolved["planner"], overrides), resolve=True)
+    return instantiate(merged, seed=resolved["seed"], device=device)
+
+
+def _warn_beyond_time_limit(env: gym.Env, max_steps: int | None) -> None:
+    limit = env.spec.max_episode_steps if env.spec else None
+    if max_steps is not None and limit is not None and max_steps > limit:
+        logger.warning("max_steps=%d is beyond the task's time limit: episodes end after %d steps "
+                       "(raise it with task.max_episode_steps)", max_steps, limit)
+
+
+def _start_worker(resolved: Mapping[str, Any], device: torch.device, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _worker["setup"] = build(resolved, device)
+
+
+def _episode(index: int, out: Path, resolved: Mapping[str, Any], progress: bool) -> EpisodeResult:
+    """Episode ``index`` (seed ``seed + index``) with this process's setup; writes its video."""
+    setup: PlanSetup = _worker["setup"]
+    video = resolved["video"]
+    result = run_episode(setup.env, setup.agent, setup.goals, seed=resolved["seed"] + index,
+                         max_steps=resolved["max_steps"], keep_frames=video, progress=progress)
+    if video:
+        write_episode_video(out / f"episode_{index:03d}_seed_{result.seed}.mp4", result,
+                            scale=resolved["video_scale"])
+        result.frames.clear()
+    return result
+
+
+def run_episodes(
+    resolved: Mapping[str, Any],
+    out: str | Path,
+    *,
+    device: torch.device,
+    workers: int = 1,
+    threads: int | None = None,
+    on_result: Callable[[EpisodeResult], None] | None = None,
+    progress: bool = True,
+) -> list[EpisodeResult]:
+    """Run ``resolved["episodes"]`` episodes; videos (when ``resolved["video"]``) go to ``out``.
+
+    Args:
+        resolved: a resolved ``configs/plan.yaml`` (task, world_model, planner, costs, energy, goal,
+            mpc, max_steps, seed, episodes, video, video_scale).
+        out: folder for the videos.
+        device: torch device of the world model and planner.
+        workers: processes running episodes in parallel (1: this process).
+        threads: torch threads per process (None: 1 with several workers, else unchanged).
+        on_result: called in this process with each finished episode, in completion order.
+        progress: progress bar over episodes (over steps with one worker).
+
+    Returns:
+        The episodes, ordered by seed.
+
+    Raises:
+        PlanSetupError: ``workers`` or ``episodes`` below 1, or from :func:`build`, before any
+            episode runs. Errors inside an episode propagate as they are (with several workers
+            the queued episodes are cancelled first).
+    """
+    for name, value in (("workers", workers), ("episodes", resolved["episodes"])):
+        if not isinstance(value, int) or value < 1:
+            raise PlanSetupError(f"{name} must be an int >= 1, got {value!r}")
+    out, results = Path(out), []
+    if workers == 1:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        _worker["setup"] = build(resolved, device)
+        try:
+            for i in range(resolved["episodes"]):
+                results.append(_episode(i, out, resolved, progress))
+                if on_result is not None:
+                    on_result(results[-1])
+        finally:
+            _worker.pop("setup").env.close()
+        return results
+    build(resolved, device).env.close()  # fail fast, here, on a missing or mismatched checkpoint
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(resolved, device, threads or 1)) as pool:
+        jobs = [pool.submit(_episode, i, out, resolved, False) for i in range(resolved["episodes"])]
+        try:
+            for job in tqdm(as_completed(jobs), total=len(jobs), desc="episodes", disable=not progress):
+                results.append(job.result())
+                if on_result is not None:
+                    on_result(results[-1])
+        except BaseException:  # a failed episode or Ctrl-C: do not run the queued episodes first
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return sorted(results, key=lambda r: r.seed)

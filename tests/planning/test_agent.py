@@ -9,7 +9,7 @@ from jepa_wm.planning.agent import MPCAgent
 from jepa_wm.planning.costs import ActionCost, EnergySettings, LatentEnergy, WeightedSum
 from jepa_wm.protocols import Agent, AgentStep
 from planners import CEM, ActionSpace, CEMConfig, MPCConfig, SubgoalConfig
-from tests.planning.test_costs import FakeModel, goal_at, point_obs
+from tests.planning.fakes import FakeModel, goal_at, point_obs
 
 SPACE = ActionSpace(dim=3)  # delta xyz in [-1, 1], 0.05 m per unit
 START, TARGET = (0.0, 0.0, 0.1), (0.1, -0.05, 0.15)  # two unit steps apart at most per axis

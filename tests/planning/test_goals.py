@@ -10,7 +10,7 @@ from envs.interface import GoalImages
 from jepa_wm.planning.goals import ImageGoal, ImageGoals, hint_steps
 from jepa_wm.protocols import Goal
 from planners import SubgoalConfig
-from tests.planning.test_costs import FakeModel, latent_of, render
+from tests.planning.fakes import FakeModel, latent_of, render
 
 POSITIONS = [(0.0, 0.0, 0.1), (0.05, 0.0, 0.1), (0.05, 0.05, 0.15)]
 

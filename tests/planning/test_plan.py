@@ -21,7 +21,14 @@ from torch import Tensor
 import envs
 from envs.interface import HELD_OUT_SEED_START, GoalImages
 from jepa_wm.planning.agent import MPCAgent
-from jepa_wm.planning.costs import BuildContext, Candidates, LatentEnergy, WeightedSum, WorkspaceCost, check_weight
+from jepa_wm.planning.costs import (
+    BuildContext,
+    Candidates,
+    LatentEnergy,
+    WeightedSum,
+    WorkspaceCost,
+    check_weight,
+)
 from jepa_wm.planning.episode import run_episode, summarize
 from jepa_wm.planning.goals import ImageGoals
 from jepa_wm.planning.latent_model import LatentModel
@@ -31,7 +38,15 @@ from jepa_wm.planning.runner import PlanSetupError, build, run_episodes
 from jepa_wm.plugins.gripper_reader.reader import GripperReader
 from jepa_wm.protocols import CostModel, Goal
 from planners import MPCConfig, available_planners, make_planner
-from tests.helpers import ROOT, SPACE, run_script, save_predictor_checkpoint, tiny_planner, tiny_world_model, write_tiny_world_model
+from tests.helpers import (
+    ROOT,
+    SPACE,
+    run_script,
+    save_predictor_checkpoint,
+    tiny_planner,
+    tiny_world_model,
+    write_tiny_world_model,
+)
 
 IMG = 16
 SEED = HELD_OUT_SEED_START

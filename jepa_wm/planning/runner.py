@@ -37,6 +37,7 @@ from jepa_wm.planning.goals import ImageGoals
 from jepa_wm.planning.outputs import write_episode_video
 from jepa_wm.protocols import CostModel
 from planners import MPCConfig
+from planners.base import check_positive_int
 from planners.protocols import Planner
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> PlanSetup:
         planner = instantiate(resolved["planner"], seed=resolved["seed"], device=device)
         agent = MPCAgent(model, planner, cost, EnergySettings(**resolved["energy"]), MPCConfig(**resolved["mpc"]),
                          far_planner=_far_planner(resolved, device))
-        _warn_beyond_time_limit(env, resolved["max_steps"])
+        _check_max_steps(env, resolved["max_steps"])
     except (FileNotFoundError, ValueError, TypeError, InstantiationException) as err:
         env.close()
         raise PlanSetupError(str(err)) from err
@@ -115,7 +116,10 @@ def _far_planner(resolved: Mapping[str, Any], device: torch.device) -> Planner |
     return instantiate(merged, seed=resolved["seed"], device=device)
 
 
-def _warn_beyond_time_limit(env: gym.Env, max_steps: int | None) -> None:
+def _check_max_steps(env: gym.Env, max_steps: int | None) -> None:
+    """``max_steps`` must be ``None`` or an int >= 1; warn when it is beyond the task's time limit."""
+    if max_steps is not None:
+        check_positive_int(max_steps, "max_steps")
     limit = env.spec.max_episode_steps if env.spec else None
     if max_steps is not None and limit is not None and max_steps > limit:
         logger.warning("max_steps=%d is beyond the task's time limit: episodes end after %d steps "

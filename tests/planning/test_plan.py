@@ -246,6 +246,7 @@ def test_settings_that_do_not_fit_fail_before_any_episode(checkpoints, tmp_path,
     fails("energy_threshold as a list needs at least one number", "goal.energy_threshold=[null]")
     fails("goal.hint_scale must be a number > 0", "goal.hint_scale=0")
     fails("episodes must be an int >= 1, got 0", "episodes=0")
+    fails("max_steps must be a positive int", "max_steps=0")
     fails("MPPIConfig.*topk", "planner=mppi", "+planner.config.topk=8")
     fails("far_planner and mpc.far_energy go together", "mpc.far_energy=0.1")
     fails("predictor=null.*world_model=oracle_tiny_2cam", "world_model.predictor=null")

@@ -70,7 +70,7 @@ class MPCAgent:
             action=action,
             plan=self.mpc.last_plan if planned else None,
             cost=log.energies[-1] if planned else None,
-            energy=log.observed_energies[-1] if log.observed_energies else None,
+            energy=log.observed_energies[-1],  # the agent's MPC always has an energy_fn: one per step
             goal_index=log.goal_indices[-1],
             arrived=bool(log.arrived_steps) and log.arrived_steps[-1] == step,
             time_s=time.perf_counter() - start,

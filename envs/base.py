@@ -115,6 +115,7 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode: arm at a random pose above the table, props placed by the task."""
+        self._start_state = None  # until this reset succeeds, step() asks for one
         super().reset(seed=seed)
         self._goals = {}
         self.sim.reset(self.np_random.uniform(START_LOW, START_HIGH))
@@ -126,6 +127,8 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Apply ``action`` (7,) for one control period (0.1 s)."""
+        if self._start_state is None:
+            raise RuntimeError("call reset() before step(): no reset has succeeded yet")
         action = np.asarray(action, dtype=np.float64)
         if action.shape != (ACTION_DIM,) or not np.isfinite(action).all():
             raise ValueError(f"action must be a finite array of shape ({ACTION_DIM},), got {action!r}")

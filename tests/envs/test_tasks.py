@@ -328,3 +328,18 @@ def test_several_cameras_stack_their_views_top_to_bottom() -> None:
     for bad in ("front+ceiling", "front+front", "+", ""):
         with pytest.raises(ValueError, match="joined by '\\+'"):
             envs.make("push", camera=bad)
+
+
+@pytest.mark.parametrize("bad_reset", [{"seed": -1}, {"options": {"bogus": 1}}])
+def test_a_failed_reset_asks_for_another_and_the_env_works_after_it(bad_reset: dict) -> None:
+    """gymnasium's passive checker used to break the env for good after a first reset that raised."""
+    env = envs.make("reach", image_size=16)
+    with pytest.raises((ValueError, gymnasium.error.Error)):
+        env.reset(**bad_reset)
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+        env.step(np.zeros(7, np.float32))
+    env.reset(seed=3)
+    for _ in range(2):
+        obs, *_ = env.step(np.zeros(7, np.float32))
+    assert obs["image"].shape == (16, 16, 3)
+    env.close()

@@ -1,10 +1,14 @@
-"""One live process per output: an advisory lock the kernel releases when its holder dies.
+"""Outputs a run owns: one live process per output, written whole or not at all.
 
 :func:`hold` takes an exclusive ``flock`` on a lock file (``<run_dir>/.lock``, ``<out>.lock``) and
 keeps it until the ``with`` block ends. A second process asking for the same lock gets a
 :class:`LockedError` at once, naming the output and the holder's pid, instead of writing into the
 same files. Because the kernel drops the lock when the process exits (also on SIGKILL), a crashed
 run never leaves a stale lock behind; the lock file itself stays (it is empty but for the pid).
+
+:class:`RunDir` is a run's output folder held that way: refused when another run's results are in
+it, removed again when the run fails before writing anything. :func:`write_text_atomic` replaces a
+file in one step, so a reader (or a crash) never sees it half written.
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import TracebackType
+
+logger = logging.getLogger(__name__)
 
 
 class LockedError(RuntimeError):
@@ -48,3 +56,64 @@ def hold(lock_file: str | Path, what: str) -> Iterator[Path]:
         yield lock_file
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+class RunDir:
+    """A run's output folder, held for the ``with`` block (``with RunDir(path, "results.json") as out``).
+
+    On entry the folder is created if needed and locked (:func:`hold` on ``<path>/.lock``); it is refused
+    when it already holds one of ``outputs`` (another run's results: nothing is ever overwritten) or
+    another live run holds it. On exit the lock file is removed; when the run created the folder and
+    left nothing in it (it failed before its first result), the folder is removed too.
+
+    Raises:
+        FileExistsError: ``path`` is a file, or holds one of ``outputs`` already.
+        LockedError: another live process holds ``path``.
+    """
+
+    def __init__(self, path: str | Path, *outputs: str) -> None:
+        self.path, self.outputs = Path(path), outputs
+        self._created = False
+        self._lock: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> Path:
+        if self.path.exists() and not self.path.is_dir():
+            raise FileExistsError(f"run_dir {self.path} is a file; expected a folder for the run's outputs")
+        self._created = not self.path.exists()
+        self.path.mkdir(parents=True, exist_ok=True)
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(hold(self.path / ".lock", f"run dir {self.path}"))
+            taken = [name for name in self.outputs if (self.path / name).exists()]
+            if taken:
+                raise FileExistsError(f"run dir {self.path} already holds {', '.join(taken)} of an earlier run; "
+                                      f"pick another run_dir (the default one is new for every run)")
+        except BaseException:
+            stack.close()
+            self._remove_if_unused()
+            raise
+        self._lock = stack
+        return self.path
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._lock is not None
+        (self.path / ".lock").unlink(missing_ok=True)
+        self._lock.close()
+        self._remove_if_unused()
+
+    def _remove_if_unused(self) -> None:
+        if self._created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+            logger.debug("removed the empty run dir %s", self.path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

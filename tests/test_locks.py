@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jepa_wm.locks import LockedError, hold
+from jepa_wm.locks import LockedError, RunDir, hold, write_text_atomic
 
 _TAKE = "import sys; from jepa_wm.locks import hold\nwith hold(sys.argv[1], 'run dir x'): print('got it')"
 
@@ -37,3 +37,41 @@ def test_lock_of_a_killed_holder_is_free(tmp_path: Path) -> None:
     holder.kill()
     holder.wait()
     assert _take_in_child(lock).stdout.strip() == "got it"
+
+
+def test_run_dir_refuses_another_runs_results_and_removes_itself_when_unused(tmp_path: Path) -> None:
+    out = tmp_path / "runs" / "a"
+    with pytest.raises(RuntimeError, match="boom"):
+        with RunDir(out, "results.json"):
+            raise RuntimeError("boom")
+    assert not out.exists()  # failed before writing anything: nothing left behind
+    with RunDir(out, "results.json") as held:
+        assert held == out and (out / ".lock").exists()
+        with pytest.raises(LockedError, match=f"run dir {out} is in use"):
+            with RunDir(out, "results.json"):
+                pass
+        write_text_atomic(out / "results.json", "{}")
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]  # the lock file went with the run
+    with pytest.raises(FileExistsError, match="already holds results.json of an earlier run"):
+        with RunDir(out, "results.json"):
+            pass
+    assert (out / "results.json").read_text() == "{}"
+
+
+def test_run_dir_keeps_a_folder_it_did_not_create_and_refuses_a_file(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        with RunDir(tmp_path, "results.json"):
+            raise RuntimeError
+    assert tmp_path.is_dir()
+    (tmp_path / "f").write_text("keep")
+    with pytest.raises(FileExistsError, match="is a file; expected a folder"):
+        with RunDir(tmp_path / "f", "results.json"):
+            pass
+    assert (tmp_path / "f").read_text() == "keep"
+
+
+def test_write_text_atomic_replaces_whole_and_leaves_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    path.write_text("old")
+    write_text_atomic(path, "new")
+    assert path.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["results.json"]

@@ -8,7 +8,7 @@
   ``torch.no_grad`` (or with gradients for gradient planners), and packs the
   :class:`~planners.protocols.PlanResult`.
 * :class:`Search`: what ``_optimise`` works with: chunked, validated candidate evaluation
-  in the planned dimensions, per-iteration history and the time budget.
+  in the planned dimensions, per-iteration history and the deadline (:mod:`planners.deadline`).
 * :func:`shift_plan`: warm start, dropping executed actions and padding the end.
 
 Planned actions have shape ``(..., H, P)`` (``P`` planned dimensions); the cost function
@@ -21,13 +21,14 @@ import logging
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from planners.action_space import ActionSpace
+from planners.deadline import ChunkTimes, DeadlineReached
 from planners.protocols import CostFunction, PlanResult
 
 logger = logging.getLogger(__name__)
@@ -40,11 +41,20 @@ class PlannerConfig:
     Args:
         horizon: actions per plan ``H``.
         chunk_size: evaluate at most this many candidates per ``cost_fn`` call, to bound
-            memory; ``None`` evaluates each population at once.
-        time_budget_s: wall-clock seconds per :meth:`BasePlanner.plan` call after which
-            the best plan so far is returned; checked after each iteration, so a call
-            takes at most the budget plus one iteration (and always does one iteration).
-            ``None`` for no budget.
+            memory; ``None`` evaluates each population at once (without a time budget).
+        time_budget_s: wall-clock seconds per :meth:`BasePlanner.plan` call; ``None`` for
+            no budget. It is a deadline, checked before every ``cost_fn`` call: candidates
+            go to the cost in chunks sized to fit the time left (at most ``chunk_size``):
+            each chunk is the largest predicted, from the planner's recent chunk timings,
+            to take at most half the time left (one candidate may take all of it; the
+            first chunk a planner ever evaluates is one candidate; see
+            :mod:`planners.deadline`). When no candidate fits any more, the search stops
+            mid-iteration and the call returns the cheapest candidate evaluated so far
+            (``PlanResult.timed_out``), or, when none was, the initial mean unevaluated
+            (cost ``inf``, ``PlanResult.evaluated == 0``). A call thus overruns the
+            budget only by how much a chunk exceeds its predicted time (or by the first
+            chunk a planner ever evaluates). Results with a budget depend on timing;
+            without one they do not.
     """
 
     horizon: int = 1
@@ -113,32 +123,47 @@ def shift_plan(actions: Tensor, steps: int, fill: Tensor | None = None) -> Tenso
 class Search:
     """One planning call's evaluation context, handed to :meth:`BasePlanner._optimise`.
 
+    With a deadline, :meth:`evaluate` and :meth:`evaluate_with_grad` size their chunks to fit
+    the time left and raise :class:`~planners.deadline.DeadlineReached` when none fits;
+    ``BasePlanner.plan`` catches it and returns :meth:`best`.
+
+    Args:
+        cost_fn, action_space: the cost and the space the candidates are planned in.
+        chunk_size: most candidates per ``cost_fn`` call (``None``: a population at once).
+        deadline: ``time.perf_counter()`` value by which the search must stop; ``None`` for none.
+        generator: the planner's seeded random stream on ``device``.
+        device: where candidates are created.
+        chunk_times: recent chunk timings without and with gradients (``"cost"``,
+            ``"grad"``), which the planner keeps across calls; fresh ones when ``None``.
+
     Attributes:
         device, dtype: where and how candidates are created.
         generator: the planner's seeded random stream on ``device``.
         iterations: iterations recorded so far.
+        evaluated: candidates whose cost was computed.
+        timed_out: whether the deadline stopped an evaluation.
     """
 
     def __init__(self, cost_fn: CostFunction, action_space: ActionSpace, chunk_size: int | None,
-                 time_budget_s: float | None, generator: torch.Generator, device: torch.device) -> None:
+                 deadline: float | None, generator: torch.Generator, device: torch.device,
+                 chunk_times: dict[str, ChunkTimes] | None = None) -> None:
         self._cost_fn = cost_fn
         self._space = action_space
         self._chunk_size = chunk_size
-        self._deadline = None if time_budget_s is None else time.perf_counter() + time_budget_s
+        self._deadline = deadline
+        self._chunk_times = chunk_times if chunk_times is not None else {"cost": ChunkTimes(), "grad": ChunkTimes()}
+        self._best: tuple[Tensor, Tensor] | None = None  # (H, P) and its 0-d cost, tracked under a deadline
         self.generator = generator
         self.device = device
         self.dtype = torch.float32
         self.history: dict[str, list[float]] = {"best": [], "mean": []}
         self.iterations = 0
+        self.evaluated = 0
         self.timed_out = False
 
     def randn(self, *shape: int) -> Tensor:
         """Standard normal samples of ``shape`` from the planner's random stream."""
         return torch.randn(*shape, generator=self.generator, device=self.device, dtype=self.dtype)
-
-    def _chunks(self, candidates: Tensor) -> Iterator[Tensor]:
-        size = candidates.shape[0] if self._chunk_size is None else self._chunk_size
-        return iter(candidates.split(size, dim=0))
 
     def _cost(self, planned: Tensor) -> Tensor:
         """Cost of planned candidates ``(b, H, P)`` -> ``(b,)``, validated; NaN -> +inf."""
@@ -151,10 +176,56 @@ class Search:
                              f"got {tuple(cost.shape)} for actions {tuple(planned.shape[:-1]) + (self._space.dim,)}")
         return torch.nan_to_num(cost.to(self.device, self.dtype), nan=math.inf)
 
+    def _in_chunks(self, candidates: Tensor, evaluate_chunk: Callable[[Tensor], tuple[Tensor, ...]],
+                   mode: str) -> list[tuple[Tensor, ...]]:
+        """``evaluate_chunk`` over consecutive chunks of ``candidates`` ``(B, H, P)``; each result
+        starts with the chunk's costs ``(b,)``. Under a deadline the chunks are sized to fit the
+        time left and timed; without one they have ``chunk_size`` candidates (the last fewer).
+
+        Raises:
+            DeadlineReached: before a chunk, when no candidate fits before the deadline.
+        """
+        total, done, results = candidates.shape[0], 0, []
+        times = self._chunk_times[mode]
+        while done < total:
+            if self._deadline is None:
+                size = total if self._chunk_size is None else self._chunk_size
+            else:
+                try:
+                    size = times.next_chunk(min(total - done, self._chunk_size or total), self._deadline)
+                except DeadlineReached:
+                    self.timed_out = True
+                    raise
+            chunk = candidates[done:done + size]  # (b, H, P)
+            began = time.perf_counter()
+            result = evaluate_chunk(chunk)
+            if self._deadline is not None:
+                if self.device.type == "cuda":  # asynchronous: time the work, not its launch
+                    torch.cuda.synchronize(self.device)
+                times.add(chunk.shape[0], time.perf_counter() - began)
+                self._keep_best(chunk, result[0])
+            results.append(result)
+            done += chunk.shape[0]
+            self.evaluated += chunk.shape[0]
+        return results
+
+    def _keep_best(self, chunk: Tensor, costs: Tensor) -> None:
+        """Remember the cheapest candidate of ``chunk`` ``(b, H, P)`` with costs ``(b,)`` if it beats the best."""
+        i = int(costs.argmin())
+        if self._best is None or costs[i] < self._best[1]:
+            self._best = (chunk[i].detach().clone(), costs[i].detach().clone())
+
+    def best(self, fallback: Tensor) -> tuple[Tensor, Tensor]:
+        """The cheapest candidate evaluated under the deadline ``(H, P)`` and its cost (0-d);
+        ``fallback`` ``(H, P)`` with cost ``inf`` when none was."""
+        if self._best is None:
+            return fallback, torch.tensor(math.inf, device=self.device)
+        return self._best
+
     @torch.no_grad()
     def evaluate(self, candidates: Tensor) -> Tensor:
         """Costs of planned candidates ``(B, H, P)`` -> ``(B,)``, in chunks, without autograd."""
-        return torch.cat([self._cost(c) for c in self._chunks(candidates)])
+        return torch.cat([cost for (cost,) in self._in_chunks(candidates, lambda c: (self._cost(c),), "cost")])
 
     def evaluate_with_grad(self, candidates: Tensor) -> tuple[Tensor, Tensor]:
         """Costs ``(B,)`` and their gradients w.r.t. the candidates ``(B, H, P)``, in chunks.
@@ -165,24 +236,25 @@ class Search:
         Raises:
             ValueError: when the cost is not differentiable w.r.t. the actions.
         """
-        costs, grads = [], []
-        for chunk in self._chunks(candidates):
-            leaf = chunk.detach().requires_grad_(True)
-            with torch.enable_grad():
-                cost = self._cost(leaf)
-                if not cost.requires_grad:
-                    raise ValueError(
-                        "this planner needs a cost differentiable w.r.t. the actions, but cost_fn "
-                        "returned a tensor without grad_fn (computed under torch.no_grad(), "
-                        "detached, or through numpy?)"
-                    )
-                (grad,) = torch.autograd.grad(cost.sum(), leaf, allow_unused=True)
-            if grad is None:
-                raise ValueError("cost_fn's output does not depend on the actions through autograd; "
-                                 "this planner needs a cost differentiable w.r.t. the actions")
-            costs.append(cost.detach())
-            grads.append(grad)
+        costs, grads = zip(*self._in_chunks(candidates, self._cost_and_grad, "grad"))
         return torch.cat(costs), torch.cat(grads)
+
+    def _cost_and_grad(self, chunk: Tensor) -> tuple[Tensor, Tensor]:
+        """Costs ``(b,)`` of planned candidates ``(b, H, P)`` and their gradients ``(b, H, P)``."""
+        leaf = chunk.detach().requires_grad_(True)
+        with torch.enable_grad():
+            cost = self._cost(leaf)
+            if not cost.requires_grad:
+                raise ValueError(
+                    "this planner needs a cost differentiable w.r.t. the actions, but cost_fn "
+                    "returned a tensor without grad_fn (computed under torch.no_grad(), "
+                    "detached, or through numpy?)"
+                )
+            (grad,) = torch.autograd.grad(cost.sum(), leaf, allow_unused=True)
+        if grad is None:
+            raise ValueError("cost_fn's output does not depend on the actions through autograd; "
+                             "this planner needs a cost differentiable w.r.t. the actions")
+        return cost.detach(), grad
 
     def record(self, costs: Tensor) -> None:
         """Close an iteration: log best and mean of its finite costs ``(B,)``."""
@@ -190,12 +262,6 @@ class Search:
         self.history["best"].append(float(finite.min()) if finite.numel() else math.inf)
         self.history["mean"].append(float(finite.mean()) if finite.numel() else math.inf)
         self.iterations += 1
-
-    def out_of_time(self) -> bool:
-        """Whether the time budget is spent (then the planner should stop iterating)."""
-        if self._deadline is not None and time.perf_counter() >= self._deadline:
-            self.timed_out = True
-        return self.timed_out
 
 
 class BasePlanner(ABC):
@@ -226,6 +292,9 @@ class BasePlanner(ABC):
         self._device = None if device is None else torch.device(device)
         self._seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
+        # how long the cost took per chunk, without and with gradients: sizes chunks under a
+        # time budget (kept across calls and resets: it describes the cost and the machine)
+        self._chunk_times = {"cost": ChunkTimes(), "grad": ChunkTimes()}
 
     @property
     def horizon(self) -> int:
@@ -288,32 +357,41 @@ class BasePlanner(ABC):
 
         Returns:
             A :class:`PlanResult` with the plan ``(H, A)``, its cost and the search history.
+            When the time budget ran out (``timed_out``), the plan is the cheapest candidate
+            evaluated, or the initial mean with cost ``inf`` when none was (``evaluated == 0``).
         """
         if not callable(cost_fn):
             raise TypeError(f"cost_fn must be callable (B, H, A) -> (B,), got {type(cost_fn).__name__}")
         start = time.perf_counter()
+        budget = self.config.time_budget_s
         device = self._resolve_device(cost_fn, init_mean)
         mean = self._initial_mean(init_mean, device)  # (H, P)
-        search = Search(cost_fn, self._action_space, self.config.chunk_size, self.config.time_budget_s,
-                        self._generator(device), device)
-        with torch.enable_grad() if self.differentiable else torch.no_grad():
-            planned, cost = self._optimise(search, mean)
-        planned = self._action_space.project(planned.detach())  # (H, P)
-        if cost is None:
-            cost = search.evaluate(planned[None])[0]
+        search = Search(cost_fn, self._action_space, self.config.chunk_size,
+                        None if budget is None else start + budget, self._generator(device), device,
+                        self._chunk_times)
+        try:
+            with torch.enable_grad() if self.differentiable else torch.no_grad():
+                planned, cost = self._optimise(search, mean)
+            planned = self._action_space.project(planned.detach())  # (H, P)
+            if cost is None:
+                cost = search.evaluate(planned[None])[0]
+        except DeadlineReached:
+            planned, cost = search.best(mean)
         elapsed = time.perf_counter() - start
-        logger.debug("%s: %d iterations, cost %.5g, %.3f s%s", type(self).__name__, search.iterations,
-                     float(cost), elapsed, " (time budget hit)" if search.timed_out else "")
+        logger.debug("%s: %d iterations, %d candidates, cost %.5g, %.3f s%s", type(self).__name__,
+                     search.iterations, search.evaluated, float(cost), elapsed,
+                     " (time budget hit)" if search.timed_out else "")
         return PlanResult(actions=self._action_space.expand(planned), cost=float(cost),
                           iterations=search.iterations, history=search.history, elapsed_s=elapsed,
-                          timed_out=search.timed_out)
+                          timed_out=search.timed_out, evaluated=search.evaluated)
 
     @abstractmethod
     def _optimise(self, search: Search, mean: Tensor) -> tuple[Tensor, Tensor | None]:
         """Run the search from the feasible planned mean ``(H, P)``.
 
-        Call ``search.record(costs)`` once per iteration and stop early when
-        ``search.out_of_time()``.
+        Call ``search.record(costs)`` once per iteration. Under a time budget
+        ``search.evaluate`` raises :class:`~planners.deadline.DeadlineReached` when the
+        deadline leaves no room; let it propagate (:meth:`plan` returns the best so far).
 
         Returns:
             The plan in planned dimensions ``(H, P)`` and its cost (a 0-d tensor), or

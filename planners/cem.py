@@ -7,7 +7,8 @@ momentum::
     mean <- momentum_mean * mean + (1 - momentum_mean) * mean(elites)
     std  <- momentum_std  * std  + (1 - momentum_std)  * std(elites)
 
-The plan is the final mean (as the paper's code) or, optionally, the best sample seen.
+The plan is the final mean (as the paper's code) or, optionally, the best sample seen; when a
+time budget cuts the search short, the best sample seen (:class:`~planners.base.PlannerConfig`).
 
 Paper settings: 800 samples, 10 iterations, top 10, horizon 1; the public code starts from
 mean 0, std 0.05 m on xyz (1 unit here, where 1 unit = 0.05 m) and 1 on the gripper, with
@@ -107,6 +108,4 @@ class CEM(BasePlanner):
             mean = cfg.momentum_mean * mean + (1 - cfg.momentum_mean) * elites.mean(0)
             std = cfg.momentum_std * std + (1 - cfg.momentum_std) * elites.std(0)
             std = std.clamp(min=cfg.min_std)
-            if search.out_of_time():
-                break
         return (best, best_cost) if cfg.return_best else (mean, None)

@@ -104,8 +104,6 @@ class GradientPlanner(BasePlanner):
             scale = (moment2 / (1 - beta2 ** (step + 1))).sqrt() + self._EPS  # (R, H, P) Adam's metric
             update = moment1 / (1 - beta1 ** (step + 1)) / scale
             actions = space.project(actions - self._lr(step) * update, metric=scale)
-            if search.out_of_time():
-                break
         final = search.evaluate(actions)  # (R,) after the last step
         i = int(final.argmin())
         if final[i] < best_cost:

@@ -14,6 +14,14 @@ The energy that drives the sub-goal threshold is ``energy_fn(obs, goal)`` at eac
 observation when given (for the world model: the latent distance of the encoded observation to
 the goal latent), else the cost of the last plan, i.e. the *predicted* energy at the end of the
 plan, which matches the observation only with horizon-1 plans (as V-JEPA 2-AC plans).
+
+Time: a planner's ``time_budget_s`` bounds its :meth:`~planners.protocols.Planner.plan` call
+only. :meth:`MPC.act` also computes the observed energy (``energy_fn``: for the world model,
+one encoder pass over the observation, twice the energy on a goal switch with a far planner)
+and builds the cost, so an action takes the budget plus that; ``MPCLog.act_times_s`` holds
+the whole. When the budget leaves no room to evaluate even one candidate, the planner returns
+its initial plan unevaluated (the warm start, else the default action); the loop executes it,
+logs a warning, and its energy is ``inf`` in the log (the sub-goal threshold does not read it).
 """
 
 from __future__ import annotations
@@ -88,8 +96,9 @@ class MPCLog:
     time of :meth:`MPC.act`: the observed energy, the plan or the hold) and, with an
     ``energy_fn``, ``observed_energies`` of the observation the action was chosen at (toward
     the goal in force before any switch at that step). Per plan: ``plan_steps`` (the step it was made at),
-    ``plan_times_s``, ``energies`` (the plan's cost), ``iterations``, ``timed_out`` and ``far``
-    (whether the far planner made it, see ``MPCConfig.far_energy``). Steps held because the
+    ``plan_times_s``, ``energies`` (the plan's cost), ``iterations``, ``timed_out``, ``evaluated``
+    (candidates scored; 0: the time budget left room for none) and ``far`` (whether the far
+    planner made it, see ``MPCConfig.far_energy``). Steps held because the
     goal counted as reached (``MPCConfig.arrival_energy``) make no plan; they are listed in
     ``arrived_steps``.
     """
@@ -103,6 +112,7 @@ class MPCLog:
     observed_energies: list[float] = field(default_factory=list)
     iterations: list[int] = field(default_factory=list)
     timed_out: list[bool] = field(default_factory=list)
+    evaluated: list[int] = field(default_factory=list)
     far: list[bool] = field(default_factory=list)
     arrived_steps: list[int] = field(default_factory=list)
 
@@ -193,8 +203,13 @@ class MPC(Generic[Obs, G]):
         cost_fn = self.make_cost(obs, self._schedule.goal)
         result = self.planner.plan(cost_fn, init_mean=init)
         plan, cost = result.actions, result.cost  # (H, A)
+        unevaluated = result.timed_out and result.evaluated == 0
+        if unevaluated:
+            logger.warning("step %d: the planner's time budget left no room to evaluate one candidate "
+                           "(%.3f s): executing its initial plan unevaluated", self._steps, result.elapsed_s)
         self._device = plan.device
-        self._last_plan, self._last_energy, self._executed = plan, cost, 0
+        self._last_plan, self._executed = plan, 0
+        self._last_energy = None if unevaluated else cost  # unknown, not infinitely bad
         self._queue = list(plan[: self.config.execute_steps])
         log = self.log
         log.plan_steps.append(self._steps)
@@ -202,6 +217,7 @@ class MPC(Generic[Obs, G]):
         log.energies.append(cost)
         log.iterations.append(result.iterations)
         log.timed_out.append(result.timed_out)
+        log.evaluated.append(result.evaluated)
         log.far.append(self.planner is self.far_planner)
         logger.debug("step %d goal %d: energy %.5g in %.3f s", self._steps, self._schedule.index,
                      cost, result.elapsed_s)

@@ -9,7 +9,9 @@ onto the feasible set and moves the mean to their exponentially weighted average
 with ``scale = max c - min c`` when ``normalize_costs`` (so ``temperature`` is relative to
 the spread of costs in the population and needs no tuning per cost function) and 1
 otherwise (the classic form, where ``temperature`` is in cost units). The weighted average of
-feasible samples is feasible, because the feasible set is convex. The plan is the final mean.
+feasible samples is feasible, because the feasible set is convex. The plan is the final mean
+(when a time budget cuts the search short: the best sample evaluated, see
+:class:`~planners.base.PlannerConfig`).
 
 Being an average, the mean never lands exactly on the boundary of the feasible set: when the
 minimiser lies outside, it stops short by an amount that grows with ``noise_std`` and
@@ -76,6 +78,4 @@ class MPPI(BasePlanner):
                     shifted = shifted / shifted[finite].max().clamp(min=1e-12)
                 weights = (-shifted / cfg.temperature).softmax(0)  # (N,), 0 for failed candidates
                 mean = (weights[:, None, None] * samples).sum(0)  # (H, P)
-            if search.out_of_time():
-                break
         return mean, None

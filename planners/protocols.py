@@ -39,13 +39,17 @@ class PlanResult:
     Attributes:
         actions: the plan, float ``(H, A)`` on the planning device; always inside the
             feasible set, held dimensions at their fixed values.
-        cost: the cost of ``actions`` under the ``cost_fn`` of the call.
-        iterations: optimisation iterations done (fewer than configured when the time
-            budget ran out).
-        history: per iteration, ``"best"`` (lowest) and ``"mean"`` cost over the
+        cost: the cost of ``actions`` under the ``cost_fn`` of the call; ``inf`` when every
+            candidate failed, or when the time budget left room for none (``evaluated == 0``:
+            then ``actions`` is the unevaluated initial mean).
+        iterations: optimisation iterations completed (fewer than configured, possibly 0,
+            when the time budget ran out).
+        history: per completed iteration, ``"best"`` (lowest) and ``"mean"`` cost over the
             candidates evaluated in that iteration; ``len == iterations``.
         elapsed_s: wall-clock seconds spent in the call.
-        timed_out: whether the time budget stopped the search early.
+        timed_out: whether the time budget stopped the search (then ``actions`` is the
+            cheapest candidate evaluated in the call).
+        evaluated: candidates whose cost the call computed.
     """
 
     actions: Tensor
@@ -54,6 +58,7 @@ class PlanResult:
     history: dict[str, list[float]] = field(default_factory=lambda: {"best": [], "mean": []})
     elapsed_s: float = 0.0
     timed_out: bool = False
+    evaluated: int = 0
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ from planners.base import Search
 
 
 def _search(seed: int = 0) -> Search:
-    return Search(lambda a: a.sum((1, 2)), ActionSpace(dim=2), chunk_size=None, time_budget_s=None,
+    return Search(lambda a: a.sum((1, 2)), ActionSpace(dim=2), chunk_size=None, deadline=None,
                   generator=torch.Generator().manual_seed(seed), device=torch.device("cpu"))
 
 

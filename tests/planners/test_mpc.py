@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -218,3 +221,29 @@ def test_far_planner_settings_are_checked() -> None:
     for bad in (0.0, -1.0, True):
         with pytest.raises(ValueError, match="far_energy"):
             MPCConfig(far_energy=bad)
+
+
+def test_a_plan_the_time_budget_left_unevaluated_is_executed_and_logged(caplog) -> None:
+    """Each cost call takes 0.3 s against a 0.05 s budget: the first plan is the single candidate of the
+    planner's probe; the next is the warm start (here the default action), unevaluated, with a warning."""
+
+    def slow_cost(obs: np.ndarray, goal: torch.Tensor):
+        cost = make_cost(obs, goal)
+
+        def slow(actions: torch.Tensor) -> torch.Tensor:
+            time.sleep(0.3)
+            return cost(actions)
+
+        return slow
+
+    planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=50, iterations=3, time_budget_s=0.05)
+    mpc = MPC(planner, slow_cost, MPCConfig(execute_steps=1, warm_start_fill="default"))
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    env = PointMass(start=(2.0, 1.0), goal=(0.0, 0.0))
+    with caplog.at_level(logging.WARNING, logger="planners.mpc"):
+        log = mpc.run(env.pos.copy(), env.step, max_steps=2)
+    assert log.timed_out == [True, True] and log.evaluated == [1, 0] and log.iterations == [0, 0]
+    assert np.isfinite(log.energies[0]) and log.energies[1] == float("inf")
+    np.testing.assert_array_equal(log.actions[1], np.zeros(2, dtype=np.float32))
+    assert "left no room to evaluate one candidate" in caplog.text
+    assert log.plan_times_s[1] < 0.05 + 0.5

@@ -1,0 +1,138 @@
+"""The time budget is a deadline: chunk sizing (planners.deadline) and every planner against slow costs.
+
+Timing bounds are generous (the budget plus 0.5 s, where the search without a deadline would take
+several seconds), so the tests hold on a loaded machine; the overshoot figures themselves come from
+experiments/benchmark_deadline.py.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+
+from planners import available_planners
+from planners.deadline import ChunkTimes, DeadlineReached
+
+NAMES = available_planners()
+SLACK_S = 0.5
+
+
+class SlowCost:
+    """The quadratic toward ``target`` ``(H, A)`` that sleeps ``per_call + per_candidate * B`` seconds
+    per call (only in calls with gradients when ``grad_only``); it keeps every cost it returned."""
+
+    def __init__(self, target: torch.Tensor, per_candidate: float = 0.0, per_call: float = 0.0,
+                 grad_only: bool = False) -> None:
+        self.target, self.per_candidate, self.per_call, self.grad_only = target, per_candidate, per_call, grad_only
+        self.costs: list[torch.Tensor] = []
+        self.batches: list[int] = []
+
+    def __call__(self, actions: torch.Tensor) -> torch.Tensor:
+        if actions.requires_grad or not self.grad_only:
+            time.sleep(self.per_call + self.per_candidate * actions.shape[0])
+        cost = (actions - self.target).square().sum(dim=(1, 2))  # (B,)
+        self.costs.append(cost.detach().clone())
+        self.batches.append(actions.shape[0])
+        return cost
+
+    def lowest(self) -> float:
+        """The lowest cost it returned."""
+        return float(torch.cat(self.costs).min())
+
+
+def test_chunk_times_predict_an_upper_bound_from_recent_chunks() -> None:
+    times = ChunkTimes()
+    assert times.predict(1) is None and times.largest_within(1.0, 100) == 0
+    times.add(1, 0.01)
+    times.add(10, 0.05)
+    assert times.predict(1) == pytest.approx(0.01)  # no more than the 1-candidate chunk
+    assert times.predict(5) == pytest.approx(0.05)  # no more than the 10-candidate chunk
+    assert times.predict(20) == pytest.approx(0.1)  # twice the 10-candidate chunk at most
+    assert times.largest_within(0.1, 100) == 20
+    assert times.largest_within(0.1, 15) == 15
+    assert times.largest_within(0.005, 100) == 0
+
+
+def test_next_chunk_probes_fits_half_the_time_left_and_stops() -> None:
+    times = ChunkTimes()
+    now = time.perf_counter()
+    assert times.next_chunk(50, now + 100) == 1  # nothing known yet: one candidate
+    times.add(4, 2.0)  # 0.5 s per candidate at most, 2 s per chunk of up to 4
+    assert times.next_chunk(50, time.perf_counter() + 100) == 50  # all wanted fit in half the time left
+    assert times.next_chunk(500, time.perf_counter() + 100) in (99, 100)  # half of 100 s at 0.5 s per candidate
+    assert times.next_chunk(50, time.perf_counter() + 3) == 1  # less than half left: one candidate may use it all
+    for deadline in (time.perf_counter() + 1, time.perf_counter() - 1):  # not even one fits; or past
+        with pytest.raises(DeadlineReached):
+            times.next_chunk(50, deadline)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_planner_returns_its_best_so_far_by_the_deadline(name, space, fast_planner, inside_target) -> None:
+    """5 ms per candidate: without a budget these searches take 5-20 s; with 0.2 s each call ends in time
+    (the first call of a planner included) with the cheapest candidate it evaluated, feasible and finite."""
+    budget = 0.2
+    more = {"num_restarts": 16} if name == "gradient" else {}
+    planner = fast_planner(name, space, time_budget_s=budget, **more)
+    for _ in range(2):
+        cost = SlowCost(inside_target, per_candidate=0.005)
+        start = time.perf_counter()
+        result = planner.plan(cost)
+        wall = time.perf_counter() - start
+        assert wall < budget + SLACK_S
+        assert result.timed_out and result.iterations < planner.config.iterations
+        assert len(result.history["best"]) == result.iterations
+        assert result.evaluated == sum(cost.batches) >= 1
+        assert torch.isfinite(result.actions).all() and space.contains(result.actions)
+        assert result.cost == cost.lowest()  # the best of what it evaluated ...
+        assert result.cost == pytest.approx(float(cost(result.actions[None])), abs=1e-6)  # ... and it is this plan
+
+
+def test_gradient_planner_honours_the_deadline_in_its_gradient_evaluations(space, fast_planner,
+                                                                          inside_target) -> None:
+    """Only the evaluations with gradients are slow (4 ms per candidate: 13 s without a budget)."""
+    planner = fast_planner("gradient", space, num_restarts=16, iterations=200, time_budget_s=0.2)
+    cost = SlowCost(inside_target, per_candidate=0.004, grad_only=True)
+    start = time.perf_counter()
+    result = planner.plan(cost)
+    assert time.perf_counter() - start < 0.2 + SLACK_S
+    assert result.timed_out and 0 < result.evaluated and space.contains(result.actions)
+    assert result.cost == cost.lowest()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_room_for_one_candidate_returns_the_initial_mean_unevaluated(name, space, fast_planner,
+                                                                        inside_target) -> None:
+    """A cost call takes 0.3 s against a 0.1 s budget: the first call learns it from its single-candidate
+    probe; from then on a call returns the initial mean at once, with cost inf and nothing evaluated."""
+    planner = fast_planner(name, space, time_budget_s=0.1)
+    cost = SlowCost(inside_target, per_call=0.3)
+    first = planner.plan(cost)
+    assert first.timed_out and first.evaluated == 1 and first.iterations == 0
+    assert math.isfinite(first.cost) and first.cost == cost.lowest()
+    start = time.perf_counter()
+    second = planner.plan(cost, init_mean=inside_target)
+    assert time.perf_counter() - start < 0.1 + SLACK_S
+    assert second.timed_out and second.evaluated == 0 and second.iterations == 0
+    assert second.cost == math.inf and cost.batches == [1]
+    torch.testing.assert_close(second.actions, inside_target)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_chunks_under_a_budget_respect_chunk_size(name, space, fast_planner, inside_target) -> None:
+    cost = SlowCost(inside_target)
+    result = fast_planner(name, space, iterations=3, chunk_size=5, time_budget_s=60.0).plan(cost)
+    assert not result.timed_out and max(cost.batches) <= 5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_budget_that_is_not_hit_changes_nothing(name, space, fast_planner, quadratic, inside_target) -> None:
+    """The same seeded search with and without a generous budget: identical plans and histories."""
+    cost = quadratic(inside_target)
+    free = fast_planner(name, space, iterations=4).plan(cost)
+    budgeted = fast_planner(name, space, iterations=4, time_budget_s=60.0).plan(cost)
+    assert not budgeted.timed_out and budgeted.iterations == free.iterations == 4
+    assert torch.equal(budgeted.actions, free.actions) and budgeted.history == free.history
+    assert budgeted.cost == free.cost and budgeted.evaluated == free.evaluated

@@ -7,8 +7,10 @@ Examples::
     python experiments/collect.py task=push episodes=20 task.max_episode_steps=40
 
 Interrupting (Ctrl-C, SIGTERM, even SIGKILL) leaves a valid file with every finished episode;
-running the same command again resumes up to ``episodes``. Episode ``i`` uses env seed
-``seed + i``; planning uses seeds from ``jepa_wm.data.HELD_OUT_SEED_START`` upwards.
+running the same command again resumes up to ``episodes``, as it does after a full disk. Episode
+``i`` uses env seed ``seed + i``; planning uses seeds from ``jepa_wm.data.HELD_OUT_SEED_START``
+upwards. A bad setting, an ``out=`` that is not a collection file (a directory, another file) or
+an ``out=`` another run is collecting into stops with a one-line error and changes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, ListConfig
 
-from jepa_wm.data import CollectionConfig, CollectionInterrupted, collect
+from jepa_wm.data import CollectionConfig, CollectionDiskFull, CollectionInterrupted, collect
+from jepa_wm.locks import LockedError
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +32,24 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="../configs", config_name="collect")
 def main(cfg: DictConfig) -> None:
     noise = tuple(cfg.noise) if isinstance(cfg.noise, ListConfig) else cfg.noise
-    config = CollectionConfig(
-        task=cfg.task.name,
-        episodes=cfg.episodes,
-        out=Path(cfg.out),
-        seed=cfg.seed,
-        noise=noise,
-        workers=cfg.workers,
-        image_size=cfg.task.image_size,
-        camera=cfg.task.camera,
-        max_episode_steps=cfg.task.max_episode_steps,
-    )
     try:
+        config = CollectionConfig(
+            task=cfg.task.name,
+            episodes=cfg.episodes,
+            out=cfg.out,
+            seed=cfg.seed,
+            noise=noise,
+            workers=cfg.workers,
+            image_size=cfg.task.image_size,
+            camera=cfg.task.camera,
+            max_episode_steps=cfg.task.max_episode_steps,
+        )
         summary = collect(config, progress=cfg.progress)
     except CollectionInterrupted as err:
         log.error("%s", err)
         sys.exit(err.exit_code)
+    except (ValueError, LockedError, CollectionDiskFull) as err:  # a bad setting or output: no traceback
+        raise SystemExit(f"error: {err}") from None
     log.info("%s", json.dumps(summary.to_dict(), indent=1))
 
 

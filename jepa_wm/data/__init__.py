@@ -11,6 +11,7 @@
 from jepa_wm.data.collect import (
     HELD_OUT_SEED_START,
     CollectionConfig,
+    CollectionDiskFull,
     CollectionInterrupted,
     EpisodeRunner,
     collect,
@@ -46,6 +47,7 @@ __all__ = [
     "ROBOSUITE",
     "ClipDataset",
     "CollectionConfig",
+    "CollectionDiskFull",
     "CollectionInterrupted",
     "DatasetFormatError",
     "DatasetSummary",

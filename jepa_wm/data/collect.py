@@ -15,6 +15,7 @@ and raise :class:`CollectionInterrupted`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -34,7 +35,7 @@ from envs.interface import HELD_OUT_SEED_START
 import jepa_wm
 from jepa_wm.data.formats import DatasetSummary
 from jepa_wm.data.hdf5 import META_ATTR, Episode
-from jepa_wm.data.store import EpisodeStore, parts_dir, write_part
+from jepa_wm.data.store import EpisodeStore, parts_dir, saved_episodes, write_part
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,21 @@ class CollectionConfig:
     max_episode_steps: int | None = None
 
     def __post_init__(self) -> None:
+        for name, minimum in (("episodes", 1), ("workers", 1), ("seed", 0)):
+            _check_int(name, getattr(self, name), minimum)
+        for name in ("image_size", "max_episode_steps"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        if self.camera is not None and not isinstance(self.camera, str):
+            raise ValueError(f"camera must be a camera name or None, got {self.camera!r}")
+        if not isinstance(self.task, str) or not isinstance(self.out, str | os.PathLike):
+            raise ValueError(f"task and out must be a name and a path, got {self.task!r} and {self.out!r}")
         noise = self.noise if isinstance(self.noise, tuple | list) else (self.noise, self.noise)
-        if len(noise) != 2 or not 0 <= noise[0] <= noise[1]:
-            raise ValueError(f"noise must be a level >= 0 or (low, high) with low <= high, got {self.noise}")
+        if not (len(noise) == 2 and all(_is_number(level) for level in noise) and 0 <= noise[0] <= noise[1]):
+            raise ValueError(f"noise must be a level >= 0 or (low, high) with low <= high, got {self.noise!r}")
         object.__setattr__(self, "noise", (float(noise[0]), float(noise[1])))
         object.__setattr__(self, "out", Path(self.out))
-        if self.episodes < 1 or self.workers < 1:
-            raise ValueError(f"episodes and workers must be >= 1, got {self.episodes}, {self.workers}")
-        if self.seed < 0 or self.seed + self.episodes > HELD_OUT_SEED_START:
+        if self.seed + self.episodes > HELD_OUT_SEED_START:
             raise ValueError(
                 f"training seeds must lie in [0, {HELD_OUT_SEED_START}) (held-out planning seeds "
                 f"start there); seed={self.seed} with {self.episodes} episodes does not"
@@ -97,6 +105,16 @@ class CollectionConfig:
         return float(rng.uniform(low, high))
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    """``ValueError`` unless ``value`` is an integer >= ``minimum`` (``True`` is not one)."""
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
 class CollectionInterrupted(Exception):
     """Raised by :func:`collect` after SIGINT / SIGTERM; ``<out>`` is valid and resumable."""
 
@@ -107,6 +125,28 @@ class CollectionInterrupted(Exception):
             "run the same command again to resume"
         )
         self.exit_code = 128 + signum
+
+
+class CollectionDiskFull(Exception):
+    """Raised by :func:`collect` when the disk is full; every finished episode is kept."""
+
+    def __init__(self, out: Path, saved: int, episodes: int) -> None:
+        super().__init__(
+            f"the disk is full (no space left on the device of {out}): {saved}/{episodes} episodes are "
+            f"kept in {out} and {parts_dir(out)}; free some space and run the same command again to resume"
+        )
+
+
+def _disk_full(err: BaseException | None) -> bool:
+    """Whether ``err`` (or an error it was raised from) is ENOSPC; HDF5 names the errno only in
+    its message (``errno = 28, error message = 'No space left on device'``)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if getattr(err, "errno", None) == errno.ENOSPC or os.strerror(errno.ENOSPC) in str(err):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
 
 
 class _Stop(BaseException):
@@ -286,7 +326,11 @@ def collect(config: CollectionConfig, progress: bool = True) -> DatasetSummary:
     Raises:
         CollectionInterrupted: after SIGINT / SIGTERM; ``config.out`` holds every finished
             episode, and the same call resumes.
-        ValueError: if ``config.out`` (or its parts) were collected with other settings.
+        CollectionDiskFull: the disk filled up; every finished episode is kept (in ``out`` or
+            its parts), and the same call resumes once there is space.
+        ValueError: ``config.out`` is not a collection file (a directory, another file), or it
+            (or its parts) were collected with other settings.
+        LockedError: another live process collects into ``config.out``; nothing was changed.
     """
     runner = EpisodeRunner(config)
     try:
@@ -305,9 +349,16 @@ def collect(config: CollectionConfig, progress: bool = True) -> DatasetSummary:
                     store.merge_parts()
                 saved = sum(index < config.episodes for index in store.indices())
                 raise CollectionInterrupted(stop.signum, saved, config.episodes, config.out) from None
+            # every episode is in: a signal now waits for the parts to be deleted, then is ignored
+            with contextlib.suppress(_Stop), guard.critical():
+                summary = store.finish()  # still under the store's lock
+    except (OSError, RuntimeError) as err:  # h5py reports some failed writes as RuntimeError
+        if not _disk_full(err):
+            raise
+        raise CollectionDiskFull(config.out, saved_episodes(config.out, config.episodes), config.episodes) from None
     finally:
         runner.close()
-    return store.finish()
+    return summary
 
 
 def _run(

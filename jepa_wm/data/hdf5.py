@@ -211,11 +211,21 @@ def read_demo(data: h5py.Group, name: str) -> Episode:
 def write_episode_file(
     path: Path, index: int, episode: Episode, env_args: dict[str, Any], meta: dict[str, Any]
 ) -> None:
-    """Write a one-demo file atomically: to a temporary name, then ``os.replace`` onto ``path``."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with h5py.File(tmp, "w") as file:
+    """Write a one-demo file atomically: to a temporary name, then ``os.replace`` onto ``path``.
+
+    The file is built in memory and written with plain file I/O, so a failed write (a full disk)
+    is an ``OSError`` that leaves no HDF5 handle half-closed and no temporary file behind.
+    """
+    with h5py.File(f"{path.name}.in-memory", "w", driver="core", backing_store=False) as file:
         write_demo(init_data_group(file, env_args, meta), demo_name(index), episode)
-    os.replace(tmp, path)
+        file.flush()
+        image = file.id.get_file_image()
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(image)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def commit_staged(file: h5py.File, name: str) -> None:

@@ -2,12 +2,17 @@
 
 * Workers write each finished episode to its own part file ``<out>.parts/ep_<i>.hdf5``
   (:func:`write_part`: a temporary name, then ``os.replace``, so a part is whole or absent).
-* One process holds the :class:`EpisodeStore` open and alone writes ``<out>``: it copies parts
-  in as ``data/demo_<i>``, committed by a final rename (:func:`~jepa_wm.data.hdf5.append_demo`),
-  and flushes after each.
-* Opening cleans up after any crash: uncommitted groups are removed; a file that cannot be
-  opened or fails validation is rebuilt from its valid demos (the original is kept as
-  ``<out>.corrupt``); parts not yet in ``<out>`` are appended.
+* One process holds the :class:`EpisodeStore` open and alone writes ``<out>``: it holds the lock
+  ``<out>.lock`` (:mod:`jepa_wm.locks`; removed on closing) from before it touches anything, copies
+  parts in as ``data/demo_<i>``, committed by a final rename
+  (:func:`~jepa_wm.data.hdf5.append_demo`), and flushes after each. A second store on the same
+  ``out`` gets a :class:`~jepa_wm.locks.LockedError` and changes nothing.
+* Opening refuses, untouched, an ``out`` that is a directory, a file that is not HDF5 or an HDF5
+  file that is not a collection of these settings (:func:`check_output`).
+* Opening cleans up after any crash: uncommitted groups are removed; a collection that cannot be
+  opened or fails validation is rebuilt from its valid demos, the original set aside under the
+  first free name of ``<out>.corrupt``, ``<out>.corrupt.1``, ... (never overwriting one); parts
+  not yet in ``<out>`` are appended.
 * :meth:`EpisodeStore.finish` deletes the parts, once ``<out>`` holds every episode.
 
 A SIGKILL at any moment therefore loses nothing finished: what is not in ``<out>`` is in a part.
@@ -41,12 +46,20 @@ from jepa_wm.data.hdf5 import (
     demo_index,
     demo_name,
     init_data_group,
+    is_demo_name,
     read_header,
     remove_uncommitted,
     write_episode_file,
 )
+from jepa_wm.locks import hold
 
 log = logging.getLogger(__name__)
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of every HDF5 file this package writes
+# A collection too damaged to open is told from someone else's HDF5 file by our header's
+# attribute names in its first bytes (the ``data`` group's object header is written first).
+_HEADER_SCAN_BYTES = 1 << 16
+_HEADER_MARKS = (b"env_args", META_ATTR.encode())
 
 
 def parts_dir(out: Path) -> Path:
@@ -57,6 +70,20 @@ def parts_dir(out: Path) -> Path:
 def part_path(out: Path, index: int) -> Path:
     """The part file of episode ``index``."""
     return parts_dir(out) / f"ep_{index:06d}.hdf5"
+
+
+def lock_path(out: Path) -> Path:
+    """``<out>.lock``: held by the one process that writes ``out`` (see :mod:`jepa_wm.locks`)."""
+    return out.with_name(out.name + ".lock")
+
+
+def saved_episodes(out: Path, episodes: int) -> int:
+    """How many of episodes ``0 .. episodes - 1`` ``out`` or its parts hold (best effort: a
+    damaged ``out`` counts for nothing)."""
+    found = {int(path.stem.removeprefix("ep_")) for path in parts_dir(out).glob("ep_*.hdf5")}
+    with contextlib.suppress(OSError, KeyError, ValueError), h5py.File(out, "r") as file:
+        found |= {demo_index(name) for name in file[DATA] if is_demo_name(name)}
+    return sum(index < episodes for index in found)
 
 
 def write_part(out: Path, index: int, episode: Episode, header: dict[str, Any]) -> Path:
@@ -96,6 +123,68 @@ def _check_settings(file: h5py.File, path: Path, expected: dict[str, Any]) -> No
         )
 
 
+def _expected_file(found: str) -> ValueError:
+    return ValueError(f"out: expected the path of an .hdf5 collection file, got {found}; pick another out=")
+
+
+def _check_damaged(path: Path, err: OSError) -> None:
+    """``ValueError`` unless ``path``, which HDF5 cannot open, still carries a collection's
+    signature and header (our attribute names, written first, ~2 KB into the file)."""
+    with open(path, "rb") as stream:
+        head = stream.read(_HEADER_SCAN_BYTES)
+    if not (head.startswith(HDF5_SIGNATURE) and all(mark in head for mark in _HEADER_MARKS)):
+        reason = " ".join(str(err).split())  # HDF5's messages span lines
+        raise _expected_file(f"{path}, which cannot be opened ({reason}) and is not recognisably a jepa_wm collection")
+
+
+def check_output(out: Path, header: dict[str, Any]) -> None:
+    """Refuse an ``out`` no collection may write, reading only (nothing is created or changed).
+
+    Raises:
+        ValueError: ``out`` is a directory or another non-file, a file that is not HDF5, an HDF5
+            file that is not a collection made with ``header``'s settings, or one that cannot be
+            opened and does not carry a collection's header. A collection that cannot be opened
+            (damaged, or being written) passes: the store decides under its lock.
+    """
+    if out.is_dir():
+        raise _expected_file(f"the directory {out}")
+    if not out.exists():
+        return
+    if not out.is_file():
+        raise _expected_file(f"{out}, which is not a regular file")
+    with open(out, "rb") as stream:
+        head = stream.read(len(HDF5_SIGNATURE))
+    if head != HDF5_SIGNATURE:
+        raise _expected_file(f"{out}, which is not a jepa_wm collection (not an HDF5 file)")
+    try:
+        file = h5py.File(out, "r")
+    except OSError as err:
+        _check_damaged(out, err)
+        return
+    with file:
+        _check_settings(file, out, header)
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename ``path`` to the first free name of ``<path>.corrupt``, ``.corrupt.1``, ...; never
+    overwrites (a hard link fails on an existing name)."""
+    number = 0
+    while True:
+        target = path.with_name(f"{path.name}.corrupt" + (f".{number}" if number else ""))
+        number += 1
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            continue
+        except OSError:  # no hard links on this filesystem: we hold the lock, check then rename
+            if target.exists():
+                continue
+            os.rename(path, target)
+            return target
+        os.unlink(path)
+        return target
+
+
 class EpisodeStore:
     """``<out>`` opened for appending, with crash recovery (see the module docstring).
 
@@ -109,6 +198,7 @@ class EpisodeStore:
         self.out, self.header = Path(out), header
         self.parts_dir = parts_dir(self.out)
         self._file: h5py.File | None = None
+        self._lock = contextlib.ExitStack()
 
     def __enter__(self) -> EpisodeStore:
         return self.open()
@@ -128,18 +218,38 @@ class EpisodeStore:
         return self._file
 
     def open(self) -> EpisodeStore:
-        """Create, clean up or rebuild ``out``, then append the parts it lacks."""
-        self.parts_dir.mkdir(parents=True, exist_ok=True)
-        for tmp in self.parts_dir.glob("*.tmp-*"):
-            tmp.unlink()  # a part being written when a previous run died
-        self._file = self._open_file()
-        self.merge_parts()
+        """Take the lock, create, clean up or rebuild ``out``, then append the parts it lacks.
+
+        Raises:
+            ValueError: ``out`` is not a collection of these settings (see :func:`check_output`).
+            LockedError: another live process holds this ``out``; nothing was changed.
+        """
+        check_output(self.out, self.header)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        lock = self._lock.enter_context(hold(lock_path(self.out), f"the collection {self.out}"))
+        self._lock.callback(lock.unlink, missing_ok=True)  # removed while still held
+        try:
+            self._file = self._open_file()
+            self.parts_dir.mkdir(exist_ok=True)
+            for tmp in self.parts_dir.glob("*.tmp-*"):
+                tmp.unlink()  # a part being written when a previous run died
+            self.merge_parts()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """Close ``out`` (if open) and release the lock, also when closing fails (a full disk)."""
+        try:
+            self._close_file()
+        finally:
+            self._lock.close()
+
+    def _close_file(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
 
     def indices(self) -> set[int]:
         """Episode indices committed to ``out``."""
@@ -169,22 +279,26 @@ class EpisodeStore:
             self.add(index)
 
     def finish(self) -> DatasetSummary:
-        """Close, validate ``out`` and delete the parts; returns the file's summary."""
-        self.close()
-        summary = validate_file(self.out)
-        shutil.rmtree(self.parts_dir)
+        """Close, validate ``out`` and delete the parts, then release the lock; returns the
+        file's summary."""
+        try:
+            self._close_file()
+            summary = validate_file(self.out)
+            shutil.rmtree(self.parts_dir)
+        finally:
+            self._lock.close()
         return summary
 
     def _open_file(self) -> h5py.File:
         path = self.out
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
             self._create()
         try:
             file = h5py.File(path, "a")
         except BlockingIOError as err:  # HDF5's file lock
             raise ValueError(f"{path} is open in another process (is a collection running?)") from err
         except OSError as err:
+            _check_damaged(path, err)
             log.warning("%s cannot be opened (%s): rebuilding it from the parts", path, err)
         else:
             try:
@@ -201,8 +315,7 @@ class EpisodeStore:
             except BaseException:
                 file.close()
                 raise
-        corrupt = path.with_name(path.name + ".corrupt")
-        os.replace(path, corrupt)
+        corrupt = _set_aside(path)
         self._create(salvage_from=corrupt)
         log.warning("the damaged file was kept as %s", corrupt)
         return h5py.File(path, "a")

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from jepa_wm.data.hdf5 import Episode, demo_name, init_data_group, write_demo
+from jepa_wm.data.hdf5 import META_ATTR, Episode, demo_name, init_data_group, write_demo
 
 ENV_ARGS = {"env_name": "jepa_wm/synthetic-v0", "type": 2, "env_kwargs": {"image_size": 16}}
 META = {"task": "synthetic", "seed": 0, "noise": [0.0, 0.0], "version": "test"}
@@ -60,6 +60,12 @@ def make_episode() -> Callable[..., Episode]:
 def header() -> tuple[dict, dict]:
     """``(env_args, jepa_wm meta)`` of the synthetic files."""
     return ENV_ARGS, META
+
+
+@pytest.fixture
+def store_header() -> dict:
+    """The synthetic files' header as :class:`~jepa_wm.data.store.EpisodeStore` takes it."""
+    return {"env_args": ENV_ARGS, META_ATTR: META}
 
 
 @pytest.fixture

@@ -148,19 +148,32 @@ class DatasetSummary:
 def _check_dataset(
     group: h5py.Group, key: str, shape: tuple[int | None, ...], kinds: str, path: str | Path
 ) -> h5py.Dataset:
-    """``group[key]`` if it is a dataset of ``shape`` (None: any size) with a dtype kind in ``kinds``."""
+    """``group[key]`` if it is a dataset of ``shape`` (None: any size) with a dtype kind in ``kinds``,
+    and, when it holds floats, only finite ones (the floats are read: states, actions, rewards)."""
     dataset = group.get(key)
     found = "nothing" if dataset is None else "a group"
+    full_key = f"{group.name}/{key}".lstrip("/")
     if isinstance(dataset, h5py.Dataset):
         found_shape, dtype = dataset.shape, dataset.dtype
         if len(found_shape) == len(shape) and dtype.kind in kinds and all(
             s is None or s == d for s, d in zip(shape, found_shape, strict=True)
         ):
+            if dtype.kind == "f":
+                _check_finite(dataset[()], full_key, path)
             return dataset
         found = f"{dtype} {found_shape}"
     want_shape = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-    full_key = f"{group.name}/{key}".lstrip("/")
     raise DatasetFormatError(path, full_key, f"a dataset {want_shape} of dtype kind {kinds!r}", found)
+
+
+def _check_finite(values: np.ndarray, key: str, path: str | Path) -> None:
+    """``DatasetFormatError`` naming the first non-finite entry of ``values`` (``path``'s ``key``)."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DatasetFormatError(
+            path, key, "finite values", f"{values[first]} at index {first} ({int(bad.sum())} non-finite)"
+        )
 
 
 def obs_group(demo: h5py.Group, name: str, path: str | Path) -> h5py.Group:
@@ -196,7 +209,8 @@ def validate_demo(demo: h5py.Group, fmt: ObsFormat, path: str | Path) -> tuple[i
 
 
 def validate_open(file: h5py.File, path: str | Path) -> DatasetSummary:
-    """:func:`validate_file` on an open file (reads shapes and attributes, never the arrays)."""
+    """:func:`validate_file` on an open file (reads shapes, attributes and the float arrays, never
+    the images)."""
     data = file.get(DATA)
     if not isinstance(data, h5py.Group):
         raise DatasetFormatError(path, DATA, "a group", "nothing")
@@ -248,7 +262,9 @@ def validate_file(path: str | Path) -> DatasetSummary:
 
     Checks every demo: ``num_samples``, ``actions`` ``(N, 7)`` float, the format's per-demo
     datasets with N rows, ``obs/`` and ``next_obs/`` with uint8 ``(N, H, W, 3)`` images of one
-    size and the state keys, and ``data.attrs['total']``.
+    size and the state keys, and ``data.attrs['total']``; every float dataset among these
+    (actions, states, rewards) must hold only finite values. Every reader of training data
+    (:class:`~jepa_wm.data.clips.ClipDataset`, the latent cache, the collection store) starts here.
 
     Raises:
         DatasetFormatError: (a ``ValueError``) naming the file, the key, what was expected

@@ -103,3 +103,16 @@ def test_rejects_files_with_different_image_sizes(tmp_path, write_file):
     write_file(tmp_path / "b.hdf5", [6], size=8)
     with pytest.raises(ValueError, match="one image size"):
         ClipDataset([tmp_path / "a.hdf5", tmp_path / "b.hdf5"], split="all")
+
+
+def test_rejects_a_non_finite_action_naming_file_demo_and_key(tmp_path, write_file):
+    # one NaN action once reached training (its loss went NaN); the clips are refused when opened
+    path = tmp_path / "nan.hdf5"
+    write_file(path, [8, 8, 8])
+    with h5py.File(path, "a") as file:
+        actions = file["data/demo_2/actions"][()]
+        actions[5, 0] = np.nan
+        file["data/demo_2/actions"][...] = actions
+    with pytest.raises(ValueError, match=r"nan\.hdf5: 'data/demo_2/actions': expected finite values, found nan at "
+                                         r"index \(5, 0\) \(1 non-finite\)"):
+        ClipDataset(path, clip_len=3, split="all")

@@ -18,6 +18,12 @@ def _replace(group: h5py.Group, key: str, data: np.ndarray) -> None:
     group.create_dataset(key, data=data)
 
 
+def _set(dataset: h5py.Dataset, index: tuple[int, ...], value: float) -> None:
+    values = dataset[()]
+    values[index] = value
+    dataset[...] = values
+
+
 CORRUPTIONS = {
     "missing actions": (lambda f: f.__delitem__("data/demo_1/actions"), "data/demo_1/actions", "nothing"),
     "6-D actions": (
@@ -50,6 +56,13 @@ CORRUPTIONS = {
         "data/demo_1.attrs['num_samples']",
         "nothing",
     ),
+    "nan action": (lambda f: _set(f["data/demo_1/actions"], (5, 0), np.nan), "data/demo_1/actions", "nan at index (5, 0)"),
+    "inf next state": (
+        lambda f: _set(f["data/demo_1/next_obs/state"], (8, 6), -np.inf),
+        "data/demo_1/next_obs/state",
+        "-inf at index (8, 6) (1 non-finite)",
+    ),
+    "nan reward": (lambda f: _set(f["data/demo_0/rewards"], (0,), np.nan), "data/demo_0/rewards", "nan at index (0,)"),
     "wrong total": (lambda f: f["data"].attrs.__setitem__("total", 3), "data.attrs['total']", "3"),
     "stray group": (lambda f: f["data"].create_group("extra"), "data/extra", "extra"),
     "no data group": (lambda f: f.move("data", "other"), "data", "nothing"),

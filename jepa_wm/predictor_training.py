@@ -11,7 +11,14 @@ the fly with the frozen encoder); both carry raw ``states`` and ``actions``. The
   holding the predictor as ``models["ac_predictor"]`` (with its state/action normalisation
   buffers) and ``extra["ac_predictor"]`` (:func:`jepa_wm.world_model.predictor_meta`), the
   run config and the data summary; every ``checkpoint_every`` steps and at the end;
-* ``metrics.jsonl`` / ``metrics.csv``: losses, learning rate, throughput, validation losses.
+* ``metrics.jsonl`` / ``metrics.csv``: losses, learning rate, throughput, validation losses;
+* ``predictor.pt``: at the end, the newest checkpoint without optimiser state (the file to ship,
+  :func:`~jepa_wm.world_model.export_predictor_checkpoint`).
+
+The run holds ``run_dir`` (:func:`~jepa_wm.training.resume.hold_run_dir`): a second run on the same
+directory is refused with a :class:`~jepa_wm.locks.LockedError` before it reads or writes anything
+there. A NaN or infinite loss (training or validation) or gradient stops the run with a
+:class:`~jepa_wm.training.loop.NonFiniteLossError`; the checkpoints saved before it stay.
 
 Calling it again with the same arguments resumes from the newest checkpoint; the data order
 of epoch ``e`` depends only on ``(seed, e)`` and the batches already done are skipped. A run can
@@ -51,6 +58,8 @@ from jepa_wm.training import (
     all_reduce_mean,
     autocast,
     barrier,
+    check_finite_losses,
+    hold_run_dir,
     latest_checkpoint,
     optimizer_step,
     prune_checkpoints,
@@ -64,6 +73,8 @@ from jepa_wm.training import (
 from jepa_wm.world_model import (
     CHECKPOINT_DIR,
     MODEL_NAME,
+    PREDICTOR_FILE,
+    export_predictor_checkpoint,
     predictor_from_checkpoint,
     predictor_meta,
     read_predictor_checkpoint,
@@ -105,17 +116,25 @@ def train_step(
     rollout_steps: int = 2,
     precision: Precision = "fp32",
     clip_grad: float | None = 1.0,
+    step: int | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> dict[str, float]:
     """Forward both losses, backward, clip, step. Returns this rank's loss values and the LR.
 
-    ``predictor`` may be DDP-wrapped; its ``__call__`` is the teacher-forcing pass.
+    ``predictor`` may be DDP-wrapped; its ``__call__`` is the teacher-forcing pass. ``step`` (the
+    step this update completes) and ``checkpoint_dir`` go into the error message only.
+
+    Raises:
+        NonFiniteLossError: a loss or the gradient norm is NaN or infinite (nothing is updated).
     """
     predictor.train()
     z, actions, states = batch_to_device(batch, device, encoder)
     with autocast(device, precision):
         losses = predictor_losses(predictor, z, actions, states, rollout_steps)
     lr = optimizer.param_groups[0]["lr"]
-    grad_norm = optimizer_step(losses.total, optimizer, scheduler=scheduler, clip_grad=clip_grad)
+    grad_norm = optimizer_step(losses.total, optimizer, scheduler=scheduler, clip_grad=clip_grad,
+                               terms={"loss_tf": losses.teacher_forcing, "loss_rollout": losses.rollout},
+                               step=step, checkpoint_dir=checkpoint_dir)
     return {
         "loss": losses.total.item(),
         "loss_tf": losses.teacher_forcing.item(),
@@ -265,11 +284,13 @@ def init_predictor(
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished run left: its newest checkpoint, the steps done, the last metrics."""
+    """What a finished run left: its newest checkpoint, the steps done, the last metrics, and the
+    exported predictor (``<run_dir>/predictor.pt``; None on the non-main ranks)."""
 
     checkpoint: Path
     step: int
     metrics: dict[str, Any]
+    exported: Path | None = None
 
 
 def train_predictor(
@@ -306,82 +327,97 @@ def train_predictor(
         progress: show a tqdm bar (rank 0).
         init_state: weights to start from instead of random ones (:class:`InitPredictor`); a run
             that has checkpoints resumes from them instead.
+
+    Raises:
+        LockedError: another live run holds ``run_dir``.
+        NonFiniteLossError: a loss or gradient became NaN or infinite (the run stops; the
+            checkpoints saved before stay).
+        CheckpointError: ``run_dir`` has checkpoints but none can be read.
     """
-    run_dir, device = Path(run_dir), context.device
-    run_config = {"predictor": asdict(predictor_config), "train": asdict(config),
-                  "state_integration": asdict(integration), "encoder": dict(encoder_info),
-                  "normalization": stats.to_dict(), "world_size": context.world_size}
-    torch.manual_seed(config.seed)  # same initial weights on every rank
-    predictor = ACPredictor(predictor_config)
-    predictor.set_normalization(stats.state_mean, stats.state_std, stats.action_mean, stats.action_std)
-    if init_state is not None:
-        predictor.load_state_dict(init_state)
-    predictor.to(device)
-    logger.info("predictor: %.2fM parameters (%s)", count_parameters(predictor) / 1e6, predictor_config)
-    optimizer = adamw([predictor], lr=config.peak_lr, weight_decay=config.weight_decay, betas=config.betas)
-    scheduler = warmup_constant_decay(optimizer, config.lr_schedule())
-    checkpoint_dir = run_dir / CHECKPOINT_DIR
+    with hold_run_dir(run_dir, enabled=context.is_main):
+        run_dir, device = Path(run_dir), context.device
+        run_config = {"predictor": asdict(predictor_config), "train": asdict(config),
+                      "state_integration": asdict(integration), "encoder": dict(encoder_info),
+                      "normalization": stats.to_dict(), "world_size": context.world_size}
+        torch.manual_seed(config.seed)  # same initial weights on every rank
+        predictor = ACPredictor(predictor_config)
+        predictor.set_normalization(stats.state_mean, stats.state_std, stats.action_mean, stats.action_std)
+        if init_state is not None:
+            predictor.load_state_dict(init_state)
+        predictor.to(device)
+        logger.info("predictor: %.2fM parameters (%s)", count_parameters(predictor) / 1e6, predictor_config)
+        optimizer = adamw([predictor], lr=config.peak_lr, weight_decay=config.weight_decay, betas=config.betas)
+        scheduler = warmup_constant_decay(optimizer, config.lr_schedule())
+        checkpoint_dir = run_dir / CHECKPOINT_DIR
 
-    step = 0
-    resumed = resume_latest(checkpoint_dir, run_config=run_config, fixed=_FIXED_ON_RESUME,
-                            models={MODEL_NAME: predictor}, optimizer=optimizer, scheduler=scheduler,
-                            schedule=config.lr_schedule(), device=device)
-    if resumed is not None:
-        path, checkpoint = resumed
-        step = int(checkpoint["step"])
-        _warn_if_data_changed(checkpoint.get("data") or {}, data_summary or {}, path)
+        step = 0
+        resumed = resume_latest(checkpoint_dir, run_config=run_config, fixed=_FIXED_ON_RESUME,
+                                models={MODEL_NAME: predictor}, optimizer=optimizer, scheduler=scheduler,
+                                schedule=config.lr_schedule(), device=device, set_aside=context.is_main)
+        if resumed is not None:
+            path, checkpoint = resumed
+            step = int(checkpoint["step"])
+            _warn_if_data_changed(checkpoint.get("data") or {}, data_summary or {}, path)
 
-    pin = device.type == "cuda"
-    loader, sampler, epoch = resumable_loader(train_set, context, batch_size=config.batch_size, seed=config.seed,
-                                              step=step, num_workers=config.num_workers, pin_memory=pin)
-    val_loader = None
-    if val_set is not None and len(val_set) > 0:
-        val_subset = validation_subset(val_set, config.val_batches * config.batch_size * context.world_size)
-        val_sampler = ResumableSampler(val_subset, num_replicas=context.world_size, rank=context.rank,
-                                       shuffle=False, drop_last=False)
-        val_loader = DataLoader(val_subset, batch_size=config.batch_size, sampler=val_sampler,
-                                num_workers=config.num_workers, pin_memory=pin)
-    model = wrap_ddp(predictor, context)
-    metrics = MetricsLogger(run_dir, resume_step=step, enabled=context.is_main)
-    meta = {MODEL_NAME: predictor_meta(predictor, integration, encoder_info)}
-    kwargs = dict(device=device, encoder=encoder, rollout_steps=config.rollout_steps, precision=config.precision)
+        pin = device.type == "cuda"
+        loader, sampler, epoch = resumable_loader(train_set, context, batch_size=config.batch_size, seed=config.seed,
+                                                  step=step, num_workers=config.num_workers, pin_memory=pin)
+        val_loader = None
+        if val_set is not None and len(val_set) > 0:
+            val_subset = validation_subset(val_set, config.val_batches * config.batch_size * context.world_size)
+            val_sampler = ResumableSampler(val_subset, num_replicas=context.world_size, rank=context.rank,
+                                           shuffle=False, drop_last=False)
+            val_loader = DataLoader(val_subset, batch_size=config.batch_size, sampler=val_sampler,
+                                    num_workers=config.num_workers, pin_memory=pin)
+        model = wrap_ddp(predictor, context)
+        metrics = MetricsLogger(run_dir, resume_step=step, enabled=context.is_main)
+        meta = {MODEL_NAME: predictor_meta(predictor, integration, encoder_info)}
+        kwargs = dict(device=device, encoder=encoder, rollout_steps=config.rollout_steps, precision=config.precision)
 
-    def save(at_step: int) -> None:
-        if context.is_main:
-            save_checkpoint(checkpoint_dir, step=at_step, models={MODEL_NAME: predictor}, optimizer=optimizer,
-                            scheduler=scheduler, config=run_config, data=dict(data_summary or {}), extra=meta)
-            prune_checkpoints(checkpoint_dir, config.keep_last)
+        def save(at_step: int) -> None:
+            if context.is_main:
+                save_checkpoint(checkpoint_dir, step=at_step, models={MODEL_NAME: predictor}, optimizer=optimizer,
+                                scheduler=scheduler, config=run_config, data=dict(data_summary or {}), extra=meta)
+                prune_checkpoints(checkpoint_dir, config.keep_last)
+            barrier()
+
+        record: dict[str, Any] = {}
+        window: list[list[float]] = []
+        bar = tqdm(total=config.total_steps, initial=step, disable=not (progress and context.is_main),
+                   desc="train predictor", dynamic_ncols=True)
+        tick = start_time = time.perf_counter()
+        with bar:
+            for epoch, batch in training_batches(loader, sampler, epoch, step, config.total_steps):
+                out = train_step(model, batch, optimizer, scheduler=scheduler, clip_grad=config.clip_grad,
+                                 step=step + 1, checkpoint_dir=checkpoint_dir, **kwargs)
+                step += 1
+                window.append([out["loss"], out["loss_tf"], out["loss_rollout"]])
+                bar.update()
+                last = step == config.total_steps
+                val_due = val_loader is not None and (step % config.val_every == 0 or last)
+                if step % config.log_every == 0 or val_due or last:
+                    mean = all_reduce_mean(torch.tensor(window, device=device).mean(dim=0)).tolist()
+                    now = time.perf_counter()
+                    record = {"step": step, "epoch": epoch, "loss": mean[0], "loss_tf": mean[1],
+                              "loss_rollout": mean[2], "lr": out["lr"], "grad_norm": out["grad_norm"],
+                              "clips_per_s": len(window) * config.batch_size * context.world_size / (now - tick),
+                              "elapsed_s": now - start_time}
+                    if val_due:
+                        val = validate(model, val_loader, **kwargs)
+                        check_finite_losses(val, step=step, checkpoint_dir=checkpoint_dir, what="validation")
+                        record.update(val)
+                    else:
+                        record.update(dict.fromkeys(VAL_KEYS))
+                    metrics.log(record)
+                    bar.set_postfix(loss=f"{mean[0]:.4f}", lr=f"{out['lr']:.2e}")
+                    window, tick = [], time.perf_counter()
+                if step % config.checkpoint_every == 0 or last:
+                    save(step)
+        final = latest_checkpoint(checkpoint_dir)
+        assert final is not None, "the loop saves at total_steps"
+        exported = export_predictor_checkpoint(final, run_dir / PREDICTOR_FILE) if context.is_main else None
         barrier()
-
-    record: dict[str, Any] = {}
-    window: list[list[float]] = []
-    bar = tqdm(total=config.total_steps, initial=step, disable=not (progress and context.is_main),
-               desc="train predictor", dynamic_ncols=True)
-    tick = start_time = time.perf_counter()
-    with bar:
-        for epoch, batch in training_batches(loader, sampler, epoch, step, config.total_steps):
-            out = train_step(model, batch, optimizer, scheduler=scheduler, clip_grad=config.clip_grad, **kwargs)
-            step += 1
-            window.append([out["loss"], out["loss_tf"], out["loss_rollout"]])
-            bar.update()
-            last = step == config.total_steps
-            val_due = val_loader is not None and (step % config.val_every == 0 or last)
-            if step % config.log_every == 0 or val_due or last:
-                mean = all_reduce_mean(torch.tensor(window, device=device).mean(dim=0)).tolist()
-                now = time.perf_counter()
-                record = {"step": step, "epoch": epoch, "loss": mean[0], "loss_tf": mean[1],
-                          "loss_rollout": mean[2], "lr": out["lr"], "grad_norm": out["grad_norm"],
-                          "clips_per_s": len(window) * config.batch_size * context.world_size / (now - tick),
-                          "elapsed_s": now - start_time}
-                record.update(dict.fromkeys(VAL_KEYS) if not val_due else validate(model, val_loader, **kwargs))
-                metrics.log(record)
-                bar.set_postfix(loss=f"{mean[0]:.4f}", lr=f"{out['lr']:.2e}")
-                window, tick = [], time.perf_counter()
-            if step % config.checkpoint_every == 0 or last:
-                save(step)
-    final = latest_checkpoint(checkpoint_dir)
-    assert final is not None, "the loop saves at total_steps"
-    return TrainResult(checkpoint=final, step=step, metrics=record)
+        return TrainResult(checkpoint=final, step=step, metrics=record, exported=exported)
 
 
 def _warn_if_data_changed(saved: Mapping[str, Any], current: Mapping[str, Any], path: str | Path) -> None:

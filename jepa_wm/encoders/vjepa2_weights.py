@@ -18,7 +18,6 @@ names the keys.
 from __future__ import annotations
 
 import logging
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from jepa_wm.encoders.vit import VisionTransformer, ViTConfig, vit_config
+from jepa_wm.training.checkpoint import torch_load_plain
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +41,13 @@ def read_release_file(path: str | Path, what: str) -> Any:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a weights-only torch checkpoint.
+        ValueError: the file is not a weights-only torch checkpoint, or its tensors hold NaN or inf
+            (:func:`~jepa_wm.training.checkpoint.torch_load_plain`).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no {what} checkpoint at {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"{path} is not a weights-only torch checkpoint: {err}") from err
+    return torch_load_plain(path)
 
 
 def strip_wrapper_prefixes(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -8,6 +8,10 @@ writes into ``run_dir``:
 * ``metrics.jsonl`` / ``metrics.csv``: step, loss, collapse signal, learning rate, ...;
 * ``encoder.pt``: the final target encoder (:func:`~jepa_wm.encoders.checkpoint.save_encoder_checkpoint`).
 
+The run holds ``run_dir`` (:func:`~jepa_wm.training.resume.hold_run_dir`: a second run on it is
+refused); a NaN or infinite loss or gradient stops it with a
+:class:`~jepa_wm.training.loop.NonFiniteLossError`, keeping the checkpoints saved before.
+
 Calling it again with the same arguments resumes from the newest checkpoint. Nothing in the
 loop draws from global random state: the data order of epoch ``e`` is a permutation seeded
 by ``(seed, e)`` (:class:`~jepa_wm.training.distributed.ResumableSampler`, skipping the
@@ -49,6 +53,7 @@ from jepa_wm.training import (
     all_reduce_mean,
     autocast,
     barrier,
+    hold_run_dir,
     optimizer_step,
     prune_checkpoints,
     resumable_loader,
@@ -211,6 +216,11 @@ def pretrain(
 
     Returns:
         The encoder file, the final step and the last metrics record.
+
+    Raises:
+        LockedError: another live run holds ``run_dir``.
+        NonFiniteLossError: the loss or the gradients became NaN or infinite.
+        CheckpointError: ``run_dir`` has checkpoints but none can be read.
     """
     run_dir = Path(run_dir)
     if predictor_config.embed_dim != vit_config.embed_dim:
@@ -228,89 +238,92 @@ def pretrain(
         **asdict(config),
         "world_size": context.world_size,
     }
-    data_summary = dict(data_summary or {})
-    device = context.device
+    with hold_run_dir(run_dir, enabled=context.is_main):
+        data_summary = dict(data_summary or {})
+        device = context.device
 
-    torch.manual_seed(config.seed)  # same initial weights on every rank
-    model = JEPA(VisionTransformer(vit_config), MaskedPredictor(predictor_config)).to(device)
-    optimizer = adamw([model.encoder, model.predictor], lr=config.peak_lr,
-                      weight_decay=config.weight_decay, betas=config.betas)
-    scheduler = warmup_constant_decay(optimizer, config.lr_schedule())
-    momentum = config.momentum_schedule()
-    crop = config.crop_spec()
-    checkpoint_dir = run_dir / "checkpoints"
+        torch.manual_seed(config.seed)  # same initial weights on every rank
+        model = JEPA(VisionTransformer(vit_config), MaskedPredictor(predictor_config)).to(device)
+        optimizer = adamw([model.encoder, model.predictor], lr=config.peak_lr,
+                          weight_decay=config.weight_decay, betas=config.betas)
+        scheduler = warmup_constant_decay(optimizer, config.lr_schedule())
+        momentum = config.momentum_schedule()
+        crop = config.crop_spec()
+        checkpoint_dir = run_dir / "checkpoints"
 
-    step, earlier_seconds = 0, 0.0  # training time of earlier (interrupted) processes
-    resumed = resume_latest(checkpoint_dir, run_config=run_config, fixed=_FIXED_ON_RESUME, models={"jepa": model},
-                            optimizer=optimizer, scheduler=scheduler, schedule=config.lr_schedule(), device=device)
-    if resumed is not None:
-        checkpoint = resumed[1]
-        step = int(checkpoint["step"])
-        earlier_seconds = float(checkpoint["extra"].get("train_seconds", 0.0))
+        step, earlier_seconds = 0, 0.0  # training time of earlier (interrupted) processes
+        resumed = resume_latest(checkpoint_dir, run_config=run_config, fixed=_FIXED_ON_RESUME, models={"jepa": model},
+                                optimizer=optimizer, scheduler=scheduler, schedule=config.lr_schedule(), device=device,
+                                set_aside=context.is_main)
+        if resumed is not None:
+            checkpoint = resumed[1]
+            step = int(checkpoint["step"])
+            earlier_seconds = float(checkpoint["extra"].get("train_seconds", 0.0))
 
-    grid = (vit_config.num_frames // vit_config.tubelet_size, *vit_config.grid_hw)
-    masker = MultiBlockMasker(grid, mask_specs)
-    loader, sampler, epoch = resumable_loader(dataset, context, batch_size=config.batch_size, seed=config.seed,
-                                              step=step, num_workers=config.num_workers,
-                                              pin_memory=device.type == "cuda")
-    ddp_model = wrap_ddp(model, context)
-    metrics = MetricsLogger(run_dir, resume_step=step, enabled=context.is_main)
+        grid = (vit_config.num_frames // vit_config.tubelet_size, *vit_config.grid_hw)
+        masker = MultiBlockMasker(grid, mask_specs)
+        loader, sampler, epoch = resumable_loader(dataset, context, batch_size=config.batch_size, seed=config.seed,
+                                                  step=step, num_workers=config.num_workers,
+                                                  pin_memory=device.type == "cuda")
+        ddp_model = wrap_ddp(model, context)
+        metrics = MetricsLogger(run_dir, resume_step=step, enabled=context.is_main)
 
-    def save(at_step: int) -> None:
+        def save(at_step: int) -> None:
+            if context.is_main:
+                seconds = earlier_seconds + time.perf_counter() - start_time
+                save_checkpoint(checkpoint_dir, step=at_step, models={"jepa": model}, optimizer=optimizer,
+                                scheduler=scheduler, config=run_config, data=data_summary,
+                                extra={"train_seconds": seconds})
+                prune_checkpoints(checkpoint_dir, config.keep_last)
+            barrier()
+
+        record: dict[str, Any] = {}
+        window: list[tuple[float, float]] = []
+        bar = tqdm(total=config.total_steps, initial=step, disable=not (progress and context.is_main),
+                   desc="pretrain", dynamic_ncols=True)
+        tick, start_step, start_time = time.perf_counter(), step, time.perf_counter()
+        model.train()
+        with bar:
+            for epoch, batch in training_batches(loader, sampler, epoch, step, config.total_steps):
+                video = clips_to_video(batch["frames"].to(device, non_blocking=True), vit_config.img_hw)
+                generator = mask_generator(config.seed, step, context.rank)
+                masks = [pair.to(device) for pair in masker(video.shape[0], generator)]
+                if crop is not None:
+                    video = random_resized_crop(video, crop, generator)
+                with autocast(device, config.precision):
+                    loss, target_std = ddp_model(video, masks)
+                lr = optimizer.param_groups[0]["lr"]
+                grad_norm = optimizer_step(loss, optimizer, scheduler=scheduler, clip_grad=config.clip_grad,
+                                           step=step + 1, checkpoint_dir=checkpoint_dir)
+                model.update_target(momentum.at(step))
+                step += 1
+                window.append((float(loss.detach()), float(target_std)))
+                bar.update()
+                if step % config.log_every == 0 or step == config.total_steps:
+                    mean = all_reduce_mean(torch.tensor(window, device=device).mean(dim=0))
+                    now = time.perf_counter()
+                    record = {
+                        "step": step,
+                        "epoch": epoch,
+                        "loss": float(mean[0]),
+                        "target_std": float(mean[1]),
+                        "lr": lr,
+                        "ema_momentum": momentum.at(step - 1),
+                        "grad_norm": grad_norm,
+                        "clips_per_s": len(window) * config.batch_size * context.world_size / (now - tick),
+                        "train_seconds": earlier_seconds + now - start_time,  # across resumptions
+                    }
+                    metrics.log(record)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", std=f"{record['target_std']:.3f}",
+                                    lr=f"{lr:.2e}")
+                    window, tick = [], now
+                if step % config.checkpoint_every == 0 or step == config.total_steps:
+                    save(step)
+        if step > start_step:
+            logger.info("trained steps %d..%d in %.1f s", start_step, step, time.perf_counter() - start_time)
+        encoder_path = run_dir / ENCODER_FILE
         if context.is_main:
-            seconds = earlier_seconds + time.perf_counter() - start_time
-            save_checkpoint(checkpoint_dir, step=at_step, models={"jepa": model}, optimizer=optimizer,
-                            scheduler=scheduler, config=run_config, data=data_summary,
-                            extra={"train_seconds": seconds})
-            prune_checkpoints(checkpoint_dir, config.keep_last)
+            save_encoder_checkpoint(encoder_path, model.target_encoder, step=step,
+                                    data=data_summary, config=run_config)
         barrier()
-
-    record: dict[str, Any] = {}
-    window: list[tuple[float, float]] = []
-    bar = tqdm(total=config.total_steps, initial=step, disable=not (progress and context.is_main),
-               desc="pretrain", dynamic_ncols=True)
-    tick, start_step, start_time = time.perf_counter(), step, time.perf_counter()
-    model.train()
-    with bar:
-        for epoch, batch in training_batches(loader, sampler, epoch, step, config.total_steps):
-            video = clips_to_video(batch["frames"].to(device, non_blocking=True), vit_config.img_hw)
-            generator = mask_generator(config.seed, step, context.rank)
-            masks = [pair.to(device) for pair in masker(video.shape[0], generator)]
-            if crop is not None:
-                video = random_resized_crop(video, crop, generator)
-            with autocast(device, config.precision):
-                loss, target_std = ddp_model(video, masks)
-            lr = optimizer.param_groups[0]["lr"]
-            grad_norm = optimizer_step(loss, optimizer, scheduler=scheduler, clip_grad=config.clip_grad)
-            model.update_target(momentum.at(step))
-            step += 1
-            window.append((float(loss.detach()), float(target_std)))
-            bar.update()
-            if step % config.log_every == 0 or step == config.total_steps:
-                mean = all_reduce_mean(torch.tensor(window, device=device).mean(dim=0))
-                now = time.perf_counter()
-                record = {
-                    "step": step,
-                    "epoch": epoch,
-                    "loss": float(mean[0]),
-                    "target_std": float(mean[1]),
-                    "lr": lr,
-                    "ema_momentum": momentum.at(step - 1),
-                    "grad_norm": grad_norm,
-                    "clips_per_s": len(window) * config.batch_size * context.world_size / (now - tick),
-                    "train_seconds": earlier_seconds + now - start_time,  # across resumptions
-                }
-                metrics.log(record)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", std=f"{record['target_std']:.3f}",
-                                lr=f"{lr:.2e}")
-                window, tick = [], now
-            if step % config.checkpoint_every == 0 or step == config.total_steps:
-                save(step)
-    if step > start_step:
-        logger.info("trained steps %d..%d in %.1f s", start_step, step, time.perf_counter() - start_time)
-    encoder_path = run_dir / ENCODER_FILE
-    if context.is_main:
-        save_encoder_checkpoint(encoder_path, model.target_encoder, step=step,
-                                data=data_summary, config=run_config)
-    barrier()
-    return PretrainResult(encoder_path=encoder_path, step=step, metrics=record)
+        return PretrainResult(encoder_path=encoder_path, step=step, metrics=record)

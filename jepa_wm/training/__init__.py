@@ -1,11 +1,14 @@
 """Shared training machinery: LR schedule, checkpoints, data parallelism, metrics, one step.
 
 * :mod:`~jepa_wm.training.schedule`: warm-up -> constant -> linear decay (V-JEPA 2-AC).
-* :mod:`~jepa_wm.training.checkpoint`: atomic save, strict load, ``latest_checkpoint`` resume.
+* :mod:`~jepa_wm.training.checkpoint`: atomic save, strict load, ``latest_checkpoint`` resume;
+  no file with NaN or inf weights is written or loaded (``NonFiniteError``).
 * :mod:`~jepa_wm.training.distributed`: torchrun / DDP initialisation, resumable sampler.
-* :mod:`~jepa_wm.training.loop`: AdamW parameter groups, bf16 autocast, optimizer step.
+* :mod:`~jepa_wm.training.loop`: AdamW parameter groups, bf16 autocast, optimizer step; a NaN or
+  infinite loss stops training (``NonFiniteLossError``).
 * :mod:`~jepa_wm.training.metrics`: JSONL + CSV metric files that survive resumption.
-* :mod:`~jepa_wm.training.resume`: restore the newest checkpoint, the batches still to train.
+* :mod:`~jepa_wm.training.resume`: restore the newest valid checkpoint, the batches still to
+  train, one process per run directory (``hold_run_dir``).
 """
 
 import importlib
@@ -17,6 +20,8 @@ _LAZY = {
     "CheckpointError": "jepa_wm.training.checkpoint",
     "DistributedContext": "jepa_wm.training.distributed",
     "MetricsLogger": "jepa_wm.training.metrics",
+    "NonFiniteError": "jepa_wm.training.checkpoint",
+    "NonFiniteLossError": "jepa_wm.training.loop",
     "PRECISIONS": "jepa_wm.training.loop",
     "Precision": "jepa_wm.training.loop",
     "ResumableSampler": "jepa_wm.training.distributed",
@@ -26,10 +31,13 @@ _LAZY = {
     "atomic_torch_save": "jepa_wm.training.checkpoint",
     "autocast": "jepa_wm.training.loop",
     "barrier": "jepa_wm.training.distributed",
+    "check_finite": "jepa_wm.training.checkpoint",
+    "check_finite_losses": "jepa_wm.training.loop",
     "check_resume": "jepa_wm.training.checkpoint",
     "checkpoint_name": "jepa_wm.training.checkpoint",
     "cleanup_distributed": "jepa_wm.training.distributed",
     "follow_schedule": "jepa_wm.training.schedule",
+    "hold_run_dir": "jepa_wm.training.resume",
     "init_distributed": "jepa_wm.training.distributed",
     "latest_checkpoint": "jepa_wm.training.checkpoint",
     "list_checkpoints": "jepa_wm.training.checkpoint",
@@ -63,10 +71,14 @@ __all__ = [
     "CheckpointError",
     "DistributedContext",
     "MetricsLogger",
+    "NonFiniteError",
+    "NonFiniteLossError",
     "Precision",
     "ResumableSampler",
     "WarmupConstantDecay",
     "adamw",
+    "check_finite",
+    "check_finite_losses",
     "check_resume",
     "follow_schedule",
     "all_reduce_mean",
@@ -75,6 +87,7 @@ __all__ = [
     "barrier",
     "checkpoint_name",
     "cleanup_distributed",
+    "hold_run_dir",
     "init_distributed",
     "latest_checkpoint",
     "list_checkpoints",

@@ -19,6 +19,11 @@ Files are named ``step_<8 digits>.pt`` in a run directory; :func:`latest_checkpo
 the one with the highest step, so running the same command again resumes.
 Saving writes ``<name>.tmp-<pid>`` in the same directory, flushes it to disk, then
 ``os.replace`` s it onto the final name: a crash leaves either the old file or the new one.
+
+Every file of weights goes through :func:`atomic_torch_save` and :func:`torch_load_plain` (training
+checkpoints, the exported ``predictor.pt``, encoders, readers, object models, release files); both
+refuse a file whose floating-point tensors hold NaN or inf (:class:`NonFiniteError`, naming the
+file and the first such tensors), so a diverged model is never written nor loaded.
 """
 
 from __future__ import annotations
@@ -50,14 +55,66 @@ class CheckpointError(ValueError):
     """A file that is not a checkpoint of the expected kind, or does not fit the model."""
 
 
+class NonFiniteError(CheckpointError):
+    """Weights (or other floating-point tensors) holding NaN or inf, on their way to or from a file."""
+
+
+def non_finite_tensors(obj: Any, prefix: str = "") -> tuple[list[str], int]:
+    """The dotted names of the floating-point tensors in ``obj`` that hold NaN or inf, and how many
+    floating-point tensors it holds in all.
+
+    Args:
+        obj: a tensor, or dicts / lists / tuples of them (a state dict, a checkpoint payload).
+        prefix: the name of ``obj`` itself.
+    """
+    if isinstance(obj, torch.Tensor):
+        if not (obj.is_floating_point() or obj.is_complex()):
+            return [], 0
+        return ([] if bool(torch.isfinite(obj).all()) else [prefix or "<tensor>"]), 1
+    if isinstance(obj, Mapping):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return [], 0
+    bad, total = [], 0
+    for key, value in items:
+        names, count = non_finite_tensors(value, f"{prefix}.{key}" if prefix else str(key))
+        bad += names
+        total += count
+    return bad, total
+
+
+def check_finite(obj: Any, what: str) -> None:
+    """Raise :class:`NonFiniteError` when a floating-point tensor of ``obj`` holds NaN or inf.
+
+    Args:
+        obj: tensors, possibly nested in dicts / lists / tuples.
+        what: the start of the message, e.g. ``"refusing to write runs/x/predictor.pt"``.
+
+    Raises:
+        NonFiniteError: ``"<what>: 58 of 62 tensors hold NaN or inf (first: a.weight, b.bias, ...)"``.
+    """
+    bad, total = non_finite_tensors(obj)
+    if bad:
+        first = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+        raise NonFiniteError(f"{what}: {len(bad)} of {total} tensors hold NaN or inf where finite values are "
+                             f"expected (first: {first})")
+
+
 def checkpoint_name(step: int) -> str:
     """``step_<step:08d>.pt``."""
     return f"step_{step:08d}.pt"
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save(obj)`` to ``path`` through a temporary file and ``os.replace``."""
+    """``torch.save(obj)`` to ``path`` through a temporary file and ``os.replace``.
+
+    Raises:
+        NonFiniteError: a floating-point tensor of ``obj`` holds NaN or inf (nothing is written).
+    """
     path = Path(path)
+    check_finite(obj, f"refusing to write {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
@@ -161,6 +218,7 @@ def torch_load_plain(path: str | Path, map_location: str | torch.device = "cpu")
     Raises:
         FileNotFoundError: no file at ``path``.
         CheckpointError: not a torch zip file, or it holds more than tensors and plain data.
+        NonFiniteError: a floating-point tensor in it holds NaN or inf.
     """
     path = Path(path)
     if not path.is_file():
@@ -168,9 +226,12 @@ def torch_load_plain(path: str | Path, map_location: str | torch.device = "cpu")
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path} is not a readable torch checkpoint: not a torch.save zip archive")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as err:
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {err}") from err
+        reason = " ".join(str(err).split())  # one line
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {reason}") from err
+    check_finite(payload, str(path))
+    return payload
 
 
 def load_tagged(path: str | Path, file_format: str, name: str, train_command: str) -> dict[str, Any]:
@@ -185,12 +246,13 @@ def load_tagged(path: str | Path, file_format: str, name: str, train_command: st
 
     Raises:
         FileNotFoundError: no file (the message says how to train one).
-        ValueError: the file is not a ``name`` (another format, or no dict).
+        ValueError: the file is not a ``name`` (another format, or no dict, or not a torch file), or
+            its tensors hold NaN or inf (:class:`NonFiniteError`).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{name} {path} not found: train one with `{train_command}`")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch_load_plain(path)
     if not isinstance(state, dict) or state.get("format") != file_format:
         article = "an" if name[0] in "aeiou" else "a"
         raise ValueError(f"{path} is not {article} {name} (expected format {file_format!r})")

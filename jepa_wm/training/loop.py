@@ -4,22 +4,38 @@
   decay, as in V-JEPA (mask tokens, shaped (1, 1, D), are decayed like weights there too).
 * :func:`autocast` : bf16 mixed precision on CUDA (``precision="bf16"``), a no-op for fp32.
   bf16 needs no loss scaling.
-* :func:`optimizer_step` : backward, gradient clipping, optimizer and scheduler step.
+* :func:`optimizer_step` : backward, gradient clipping, optimizer and scheduler step; a NaN or
+  infinite loss or gradient stops training (:class:`NonFiniteLossError`) before the step.
+* :func:`check_finite_losses` : the same stop for losses computed elsewhere (validation).
+
+A stopped run writes no checkpoint after the last good one, which stays on disk; the error
+names the step, the losses and that checkpoint. Finite losses and gradients keep AdamW's
+update finite, so checking them each step keeps the weights finite (the files are checked
+again when they are written, :func:`~jepa_wm.training.checkpoint.atomic_torch_save`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.optim import AdamW, Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from jepa_wm.training.checkpoint import latest_checkpoint
+
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss or gradient norm that is NaN or infinite: training stopped before the optimizer step."""
 
 
 def adamw(
@@ -62,29 +78,92 @@ def optimizer_step(
     scheduler: LRScheduler | None = None,
     clip_grad: float | None = None,
     parameters: Iterable[Tensor] | None = None,
+    terms: Mapping[str, Tensor] | None = None,
+    step: int | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> float:
     """``loss.backward()``, clip, ``optimizer.step()``, ``scheduler.step()``, zero the grads.
+
+    Nothing is updated when the loss, one of ``terms`` or the gradient norm is NaN or infinite on
+    any rank (the flag is all-reduced under torch.distributed, so every rank stops together).
 
     Args:
         loss: scalar loss of this step.
         clip_grad: max global gradient norm (None: no clipping).
         parameters: the parameters to clip (default: every parameter of the optimizer).
+        terms: scalar parts of ``loss`` by name (``{"loss_tf": ..., "loss_rollout": ...}``), named
+            in the error when one is not finite.
+        step: the step this update completes, and checkpoint_dir: the run's checkpoints; both
+            only for the error message (:func:`check_finite_losses`).
 
     Returns:
-        The global gradient norm before clipping (``nan`` when ``clip_grad`` is None).
+        The global gradient norm before clipping.
+
+    Raises:
+        NonFiniteLossError: the loss or the gradients are not finite (the grads are zeroed).
     """
     if loss.ndim != 0:
         raise ValueError(f"loss must be a scalar, got shape {tuple(loss.shape)}")
     loss.backward()
-    grad_norm = float("nan")
+    params = list(parameters) if parameters is not None else list(_optimizer_params(optimizer))
     if clip_grad is not None:
-        params = list(parameters) if parameters is not None else list(_optimizer_params(optimizer))
-        grad_norm = float(nn.utils.clip_grad_norm_(params, clip_grad))
+        norm = nn.utils.clip_grad_norm_(params, clip_grad)
+    else:
+        norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    values = {"loss": loss.detach(), **{k: v.detach() for k, v in (terms or {}).items()}}
+    finite = torch.stack([torch.isfinite(v.float()).all() for v in (*values.values(), norm)]).all()
+    if dist.is_available() and dist.is_initialized():
+        bad = (~finite).to(torch.int32)
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)  # another rank's loss counts too
+        finite = bad == 0
+    if not bool(finite):
+        optimizer.zero_grad(set_to_none=True)
+        check_finite_losses({**{k: float(v) for k, v in values.items()}, "gradient norm": float(norm)},
+                            step=step, checkpoint_dir=checkpoint_dir, what="training", force=True)
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return grad_norm
+    return float(norm)
+
+
+def check_finite_losses(
+    values: Mapping[str, float],
+    *,
+    step: int | None,
+    checkpoint_dir: str | Path | None,
+    what: str = "training",
+    force: bool = False,
+) -> None:
+    """Stop training when one of ``values`` is NaN or infinite.
+
+    Args:
+        values: losses (and the gradient norm) by name.
+        step: the step they belong to.
+        checkpoint_dir: the run's checkpoint folder; its newest checkpoint is named as the last good one.
+        what: ``"training"`` or ``"validation"``, for the message.
+        force: raise even when every value is finite (another rank's were not).
+
+    Raises:
+        NonFiniteLossError: one line with the step, the values, the last good checkpoint and what to do.
+    """
+    bad = [name for name, value in values.items() if not math.isfinite(value)]
+    if not bad and not force:
+        return
+    shown = ", ".join(f"{name} {value:.4g}" for name, value in values.items())
+    where = f"step {step}" if step is not None else "this step"
+    subject = "gradient" if bad == ["gradient norm"] else "loss"
+    cause = f"the {what} {subject} is not finite" + ("" if bad else " on another rank")
+    last = latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    if last is not None:
+        kept = (f"nothing was saved after the last good checkpoint {last}, which is kept; fix the cause (NaN or "
+                f"inf in the data, a learning rate too high) and run the same command again to resume from it")
+    elif checkpoint_dir is not None:
+        kept = (f"no checkpoint had been saved in {checkpoint_dir} yet; fix the cause (NaN or inf in the data, a "
+                f"learning rate too high) and run again")
+    else:
+        kept = "the weights were not updated"
+    raise NonFiniteLossError(f"training stopped at {where}: {cause} ({shown}); {kept}")
 
 
 def _optimizer_params(optimizer: Optimizer) -> Iterator[Tensor]:

@@ -8,13 +8,14 @@ before the deadline, ``next_chunk`` raises :class:`DeadlineReached`, and
 
 The sizing rule (adaptive chunking):
 
-* A chunk of ``B`` candidates is predicted to take at most ``min_i t_i * max(1, B / s_i)``
-  over the recent chunks ``i`` (``s_i`` candidates in ``t_i`` seconds): the bound that holds
-  when a chunk's time grows with its size and at most in proportion to it (a fixed overhead
-  per call plus a time per candidate).
+* A chunk of ``B`` candidates is predicted to take ``(a + b * B) * m`` seconds: ``a`` (the
+  overhead of a cost call) and ``b`` (the time per candidate) are fitted by least squares,
+  non-negative, to the last :data:`WINDOW` chunks, and the margin ``m >= 1`` is the
+  :data:`QUANTILE` of their measured over fitted times, so that a noisy machine makes the
+  prediction cautious.
 * The next chunk is the largest ``B`` predicted to take at most :data:`FRACTION` of the time
-  left, so an estimate off by less than ``1 / FRACTION`` never crosses the deadline and the
-  chunks shrink geometrically toward it; a single candidate may use all the time left.
+  left, so the chunks shrink geometrically toward the deadline; a single candidate may use
+  all the time left. When not even one is predicted to fit, the search stops.
 * The first chunk a planner ever evaluates is one candidate (nothing is known yet). The
   timings are kept by the planner across calls, apart for evaluations with gradients.
 """
@@ -27,8 +28,10 @@ from collections import deque
 
 #: share of the time left that the next chunk is predicted to take at most.
 FRACTION = 0.5
-#: recent chunk timings the prediction uses.
+#: recent chunk timings the prediction is fitted to.
 WINDOW = 32
+#: quantile of measured over fitted chunk times that predictions are scaled by.
+QUANTILE = 0.9
 
 
 class DeadlineReached(Exception):
@@ -45,16 +48,39 @@ class ChunkTimes:
         """Record that ``size`` candidates took ``seconds``."""
         self._seen.append((size, seconds))
 
+    def _fit(self) -> tuple[float, float, float]:
+        """Overhead ``a`` and time per candidate ``b`` (seconds, ``>= 0``) and the margin ``m >= 1``."""
+        sizes, times = [s for s, _ in self._seen], [t for _, t in self._seen]
+        n = len(sizes)
+        mean_s, mean_t = sum(sizes) / n, sum(times) / n
+        var_s = sum((s - mean_s) ** 2 for s in sizes)
+        if var_s == 0:  # one size seen: all of it counted per candidate
+            a, b = 0.0, mean_t / mean_s
+        else:
+            b = sum((s - mean_s) * (t - mean_t) for s, t in self._seen) / var_s
+            a = mean_t - b * mean_s
+            if a < 0:  # through the origin
+                a, b = 0.0, sum(s * t for s, t in self._seen) / sum(s * s for s in sizes)
+            elif b < 0:  # no slower with more candidates: all overhead
+                a, b = mean_t, 0.0
+        ratios = sorted(t / max(a + b * s, 1e-9) for s, t in self._seen)
+        return a, b, max(1.0, ratios[math.ceil(QUANTILE * n) - 1])
+
     def predict(self, size: int) -> float | None:
-        """An upper bound on the seconds ``size`` candidates take; ``None`` before any timing."""
+        """Seconds ``size`` candidates are predicted to take; ``None`` before any timing."""
         if not self._seen:
             return None
-        return min(t * max(1.0, size / s) for s, t in self._seen)
+        a, b, margin = self._fit()
+        return (a + b * size) * margin
 
     def largest_within(self, seconds: float, most: int) -> int:
-        """The largest chunk ``<= most`` predicted to take at most ``seconds`` (0 if none does)."""
-        fits = [math.floor(seconds * s / max(t, 1e-9)) for s, t in self._seen if t <= seconds]
-        return min(most, max(fits, default=0))
+        """The largest chunk ``<= most`` predicted to take at most ``seconds`` (0 if none)."""
+        if not self._seen:
+            return 0
+        a, b, margin = self._fit()
+        if (a + b) * margin > seconds:
+            return 0
+        return most if b == 0 else min(most, math.floor((seconds / margin - a) / b))
 
     def next_chunk(self, wanted: int, deadline: float) -> int:
         """Candidates to evaluate next, out of ``wanted`` left, before ``deadline``
@@ -69,7 +95,6 @@ class ChunkTimes:
         one = self.predict(1)
         if one is None:
             return 1
-        size = self.largest_within(FRACTION * left, wanted)
-        if size == 0 and one > left:
+        if one > left:
             raise DeadlineReached
-        return max(size, 1)
+        return max(self.largest_within(FRACTION * left, wanted), 1)

@@ -31,7 +31,14 @@ from torch.utils.data import Dataset
 from jepa_wm.data.clips import ClipDataset
 from jepa_wm.data.hdf5 import DATA
 from jepa_wm.encoders.frozen import FrozenEncoder
-from jepa_wm.encoders.latent_cache import LATENTS, StaleCacheError, check_latent_cache, latent_cache_path
+from jepa_wm.encoders.latent_cache import (
+    LATENTS,
+    StaleCacheError,
+    check_latent_cache,
+    latent_cache_path,
+    open_latent_cache,
+)
+from jepa_wm.locks import LockedError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +80,7 @@ class LatentClipDataset(ClipDataset):
         """Every demo of this split is cached with its length; returns the encoder fingerprint."""
         if not Path(cache_path).is_file():
             raise StaleCacheError(f"no latent cache at {cache_path} for {dataset_path}")
-        with h5py.File(cache_path, "r") as cache:
+        with open_latent_cache(cache_path) as cache:
             data = cache[DATA]
             if bool(data.attrs["flip_images"]) != self.flip_images:
                 raise StaleCacheError(
@@ -116,7 +123,7 @@ def usable_caches(
     for path, cache in zip(paths, caches):
         try:
             check_latent_cache(cache, path, encoder, flip_images=flip_images)
-        except (StaleCacheError, OSError, KeyError) as err:  # OSError: locked or unreadable (torn) file
+        except (StaleCacheError, LockedError, OSError, KeyError) as err:  # unreadable (torn) or being built
             log.info("latent cache unusable: %s", err)
             return None
     return caches

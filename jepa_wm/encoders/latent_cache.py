@@ -12,13 +12,19 @@ Building is resumable: demos already in the cache are kept, new demos of a grown
 added, and each demo is committed by a rename after it is fully written. A cache made by
 another encoder (weights, architecture or preprocessing), with other image flipping, or whose
 demos no longer match the dataset (length or images) is refused with :class:`StaleCacheError`.
+A cache that cannot be read at all (truncated by a crash or a full disk) is reported by name and
+built again into a temporary file that replaces it when complete; one being written by another
+process is refused with :class:`~jepa_wm.locks.LockedError`. The encoder's latents must be finite.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -29,6 +35,7 @@ from tqdm import tqdm
 from jepa_wm.data.formats import FORMATS_BY_NAME, ObsFormat, validate_file
 from jepa_wm.data.hdf5 import DATA, UNCOMMITTED_PREFIX, commit_staged, frame_rows, remove_uncommitted
 from jepa_wm.encoders.frozen import FrozenEncoder
+from jepa_wm.locks import LockedError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +44,29 @@ LATENTS = "latents"
 
 class StaleCacheError(ValueError):
     """A latent cache that does not belong to this dataset and encoder."""
+
+
+class UnreadableCacheError(StaleCacheError):
+    """A latent cache file that HDF5 cannot open (truncated, or not HDF5)."""
+
+
+def open_latent_cache(cache_path: str | Path, mode: str = "r") -> h5py.File:
+    """``h5py.File(cache_path, mode)``, with errors that name the cache.
+
+    Raises:
+        LockedError: another process has the cache open for writing (a build is running).
+        UnreadableCacheError: the file exists but cannot be read (truncated, not HDF5).
+    """
+    try:
+        return h5py.File(cache_path, mode)
+    except BlockingIOError:  # HDF5's file lock
+        raise LockedError(f"the latent cache {cache_path} is in use by another running process (a build?); "
+                          "wait for it to end") from None
+    except (FileNotFoundError, PermissionError):
+        raise
+    except OSError as err:
+        reason = " ".join(str(err).split())  # HDF5's messages span lines
+        raise UnreadableCacheError(f"the latent cache {cache_path} cannot be read ({reason})") from None
 
 
 def latent_cache_path(dataset_path: str | Path, fingerprint: str) -> Path:
@@ -99,7 +129,9 @@ def build_latent_cache(
 
     Raises:
         StaleCacheError: the existing cache was built by another encoder or setting, or its
-            demos differ from the dataset's.
+            demos differ from the dataset's (an unreadable cache is built again instead).
+        LockedError: another process is writing the cache.
+        ValueError: the encoder gives non-finite latents.
     """
     summary = validate_file(dataset_path)
     fmt = FORMATS_BY_NAME[summary.format]
@@ -108,7 +140,7 @@ def build_latent_cache(
         Path(cache_path) if cache_path is not None else latent_cache_path(dataset_path, fingerprint)
     )
     expected = _expected_attrs(encoder, fingerprint, fmt, flip_images)
-    with h5py.File(dataset_path, "r") as source, h5py.File(cache_path, "a") as cache:
+    with h5py.File(dataset_path, "r") as source, _cache_for_writing(cache_path) as cache:
         source_data = source[DATA]
         if DATA in cache:
             data = cache[DATA]
@@ -134,13 +166,44 @@ def build_latent_cache(
                 np.ascontiguousarray(_frames(demo, fmt, flip_images))
             )  # (N+1, H, W, 3)
             latents = encoder.encode(frames.permute(0, 3, 1, 2).unsqueeze(0))[0]  # (N+1, tokens, D)
+            latents = latents.to("cpu", torch.float16).numpy()
+            _check_finite_latents(latents, dataset_path, name)
             group = data.create_group(UNCOMMITTED_PREFIX + name)
-            group.create_dataset(LATENTS, data=latents.to("cpu", torch.float16).numpy())
+            group.create_dataset(LATENTS, data=latents)
             group.attrs["num_samples"] = summary.demo_lengths[name]
             group.attrs["image_digest"] = _image_digest(demo, fmt)
             commit_staged(cache, name)
             cache.flush()
     return cache_path
+
+
+@contextlib.contextmanager
+def _cache_for_writing(cache_path: Path) -> Iterator[h5py.File]:
+    """The cache opened for appending. One that cannot be read is built anew in ``<cache>.tmp``,
+    which replaces it once the ``with`` block completes (derived data: nothing is lost)."""
+    tmp = None
+    try:
+        cache = open_latent_cache(cache_path, "a")
+    except UnreadableCacheError as err:
+        logger.warning("%s: building it again", err)
+        tmp = cache_path.with_name(cache_path.name + ".tmp")
+        cache = h5py.File(tmp, "w")
+    try:
+        with cache:
+            yield cache
+        if tmp is not None:
+            os.replace(tmp, cache_path)
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _check_finite_latents(latents: np.ndarray, dataset_path: str | Path, demo: str) -> None:
+    """``ValueError`` unless the encoder's float16 latents of ``demo`` are all finite."""
+    bad = int(latents.size - np.isfinite(latents).sum())
+    if bad:
+        raise ValueError(f"{dataset_path}: {demo}: expected finite latents from the encoder, got {bad} "
+                         f"non-finite of {latents.size} (float16)")
 
 
 def _check_demo(
@@ -169,7 +232,7 @@ def check_latent_cache(
     if not cache_path.is_file():
         raise StaleCacheError(f"no latent cache at {cache_path}; build it with build_latent_cache")
     expected = _expected_attrs(encoder, encoder.fingerprint(), fmt, flip_images)
-    with h5py.File(dataset_path, "r") as source, h5py.File(cache_path, "r") as cache:
+    with h5py.File(dataset_path, "r") as source, open_latent_cache(cache_path) as cache:
         if DATA not in cache:
             raise StaleCacheError(f"{cache_path} has no '{DATA}' group")
         data = cache[DATA]

@@ -1,4 +1,9 @@
-"""Latent cache of a whole dataset: contents, resuming, and refusing stale caches."""
+"""Latent cache of a whole dataset: contents, resuming, refusing stale caches, rebuilding unreadable ones."""
+
+import logging
+import re
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -7,17 +12,16 @@ import torch
 
 from jepa_wm.data.hdf5 import DATA, demo_name, init_data_group, write_demo
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer, vit_config
-from tests.helpers import random_episode
 from jepa_wm.encoders.latent_cache import (
     StaleCacheError,
     build_latent_cache,
     check_latent_cache,
     latent_cache_path,
 )
+from jepa_wm.locks import LockedError
+from tests.helpers import random_episode
 
 SIZE = 16  # 16x16 images, patch 8 -> 4 tokens per frame
-
-
 
 
 def add_demos(path, lengths, start=0):
@@ -88,3 +92,43 @@ def test_stale_caches_are_refused(dataset):
         build_latent_cache(dataset, encoder)
     with pytest.raises(StaleCacheError, match="no latent cache"):
         check_latent_cache(cache.with_name("absent.hdf5"), dataset, encoder)
+
+
+def test_an_unreadable_cache_is_named_and_built_again(dataset, caplog):
+    # a crash or a full disk can leave the cache truncated: HDF5 then cannot open it at all
+    encoder = make_encoder(0)
+    cache = build_latent_cache(dataset, encoder)
+    with h5py.File(cache, "r") as file:
+        expected = file["data/demo_1/latents"][:]
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
+    with pytest.raises(StaleCacheError, match=rf"the latent cache {re.escape(str(cache))} cannot be read \(.*truncated"):
+        check_latent_cache(cache, dataset, encoder)
+    with caplog.at_level(logging.WARNING, logger="jepa_wm.encoders.latent_cache"):
+        assert build_latent_cache(dataset, encoder) == cache
+    assert f"{cache} cannot be read" in caplog.text and "building it again" in caplog.text
+    check_latent_cache(cache, dataset, encoder)
+    with h5py.File(cache, "r") as file:
+        np.testing.assert_array_equal(file["data/demo_1/latents"][:], expected)
+    assert sorted(p.name for p in dataset.parent.iterdir()) == sorted([dataset.name, cache.name])  # no temp file
+
+
+def test_a_cache_being_built_elsewhere_is_refused_by_name(dataset):
+    encoder = make_encoder(0)
+    cache = build_latent_cache(dataset, encoder)
+    holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time; f = h5py.File(sys.argv[1], 'a'); "
+                               "print('open', flush=True); time.sleep(60)", str(cache)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(LockedError, match=rf"the latent cache {re.escape(str(cache))} is in use"):
+            build_latent_cache(dataset, encoder)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_non_finite_latents_are_refused(dataset):
+    encoder = make_encoder(0)
+    with torch.no_grad():
+        next(encoder.parameters()).fill_(float("nan"))
+    with pytest.raises(ValueError, match=r"demos\.hdf5: demo_0: expected finite latents from the encoder, got \d+ non-finite"):
+        build_latent_cache(dataset, encoder)

@@ -45,16 +45,17 @@ class PlannerConfig:
         time_budget_s: wall-clock seconds per :meth:`BasePlanner.plan` call; ``None`` for
             no budget. It is a deadline, checked before every ``cost_fn`` call: candidates
             go to the cost in chunks sized to fit the time left (at most ``chunk_size``):
-            each chunk is the largest predicted, from the planner's recent chunk timings,
-            to take at most half the time left (one candidate may take all of it; the
-            first chunk a planner ever evaluates is one candidate; see
+            each chunk is the largest predicted, from the planner's recent chunk timings
+            (overhead + time per candidate, with a margin for noise), to take at most half
+            the time left; one candidate may take all of it; with no recent timings a chunk
+            is one candidate, and a planner's first two chunks are (see
             :mod:`planners.deadline`). When no candidate fits any more, the search stops
             mid-iteration and the call returns the cheapest candidate evaluated so far
             (``PlanResult.timed_out``), or, when none was, the initial mean unevaluated
             (cost ``inf``, ``PlanResult.evaluated == 0``). A call thus overruns the
-            budget only by how much a chunk exceeds its predicted time (or by the first
-            chunk a planner ever evaluates). Results with a budget depend on timing;
-            without one they do not.
+            budget only by how much a chunk exceeds its predicted time, or by a
+            one-candidate probe that is slower than the budget. Results with a budget
+            depend on timing; without one they do not.
     """
 
     horizon: int = 1

@@ -16,8 +16,11 @@ The sizing rule (adaptive chunking):
 * The next chunk is the largest ``B`` predicted to take at most :data:`FRACTION` of the time
   left, so the chunks shrink geometrically toward the deadline; a single candidate may use
   all the time left. When not even one is predicted to fit, the search stops.
-* The first chunk a planner ever evaluates is one candidate (nothing is known yet). The
-  timings are kept by the planner across calls, apart for evaluations with gradients.
+* With nothing known, the next chunk is one candidate: a probe. The first chunk a planner
+  ever evaluates is not timed (it carries one-time costs: lazy initialisation, caches), so
+  its first two chunks are probes. Timings are kept by the planner across calls (apart for
+  evaluations with gradients) and forgotten after :data:`MAX_AGE_S`, so a planner that a slow
+  spell left with no room for a candidate probes again later instead of never evaluating again.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ FRACTION = 0.5
 WINDOW = 32
 #: quantile of measured over fitted chunk times that predictions are scaled by.
 QUANTILE = 0.9
+#: seconds after which a chunk timing is forgotten.
+MAX_AGE_S = 30.0
 
 
 class DeadlineReached(Exception):
@@ -39,45 +44,68 @@ class DeadlineReached(Exception):
 
 
 class ChunkTimes:
-    """Wall-clock seconds of recent cost evaluations, by the number of candidates they took."""
+    """Wall-clock seconds of recent cost evaluations, by the number of candidates they took.
 
-    def __init__(self, window: int = WINDOW) -> None:
-        self._seen: deque[tuple[int, float]] = deque(maxlen=window)
+    Args:
+        window: most timings kept.
+        max_age_s: seconds after which a timing is forgotten.
+        skip_first: leave the first timing out (one-time costs).
+    """
+
+    def __init__(self, window: int = WINDOW, max_age_s: float = MAX_AGE_S, skip_first: bool = True) -> None:
+        self._seen: deque[tuple[int, float, float]] = deque(maxlen=window)  # (size, seconds, when)
+        self._max_age_s = max_age_s
+        self._skip = skip_first
 
     def add(self, size: int, seconds: float) -> None:
         """Record that ``size`` candidates took ``seconds``."""
-        self._seen.append((size, seconds))
+        if self._skip:
+            self._skip = False
+            return
+        self._seen.append((size, seconds, time.perf_counter()))
 
-    def _fit(self) -> tuple[float, float, float]:
-        """Overhead ``a`` and time per candidate ``b`` (seconds, ``>= 0``) and the margin ``m >= 1``."""
-        sizes, times = [s for s, _ in self._seen], [t for _, t in self._seen]
-        n = len(sizes)
-        mean_s, mean_t = sum(sizes) / n, sum(times) / n
-        var_s = sum((s - mean_s) ** 2 for s in sizes)
+    def _recent(self) -> list[tuple[int, float]]:
+        """The timings younger than ``max_age_s``, as ``(size, seconds)``."""
+        oldest = time.perf_counter() - self._max_age_s
+        while self._seen and self._seen[0][2] < oldest:
+            self._seen.popleft()
+        return [(s, t) for s, t, _ in self._seen]
+
+    def _fit(self) -> tuple[float, float, float] | None:
+        """Overhead ``a`` and time per candidate ``b`` (seconds, ``>= 0``) and the margin ``m >= 1``;
+        ``None`` without recent timings."""
+        seen = self._recent()
+        if not seen:
+            return None
+        n = len(seen)
+        mean_s, mean_t = sum(s for s, _ in seen) / n, sum(t for _, t in seen) / n
+        var_s = sum((s - mean_s) ** 2 for s, _ in seen)
         if var_s == 0:  # one size seen: all of it counted per candidate
             a, b = 0.0, mean_t / mean_s
         else:
-            b = sum((s - mean_s) * (t - mean_t) for s, t in self._seen) / var_s
+            b = sum((s - mean_s) * (t - mean_t) for s, t in seen) / var_s
             a = mean_t - b * mean_s
             if a < 0:  # through the origin
-                a, b = 0.0, sum(s * t for s, t in self._seen) / sum(s * s for s in sizes)
+                a, b = 0.0, sum(s * t for s, t in seen) / sum(s * s for s, _ in seen)
             elif b < 0:  # no slower with more candidates: all overhead
                 a, b = mean_t, 0.0
-        ratios = sorted(t / max(a + b * s, 1e-9) for s, t in self._seen)
+        ratios = sorted(t / max(a + b * s, 1e-9) for s, t in seen)
         return a, b, max(1.0, ratios[math.ceil(QUANTILE * n) - 1])
 
     def predict(self, size: int) -> float | None:
-        """Seconds ``size`` candidates are predicted to take; ``None`` before any timing."""
-        if not self._seen:
+        """Seconds ``size`` candidates are predicted to take; ``None`` without recent timings."""
+        fit = self._fit()
+        if fit is None:
             return None
-        a, b, margin = self._fit()
+        a, b, margin = fit
         return (a + b * size) * margin
 
     def largest_within(self, seconds: float, most: int) -> int:
         """The largest chunk ``<= most`` predicted to take at most ``seconds`` (0 if none)."""
-        if not self._seen:
+        fit = self._fit()
+        if fit is None:
             return 0
-        a, b, margin = self._fit()
+        a, b, margin = fit
         if (a + b) * margin > seconds:
             return 0
         return most if b == 0 else min(most, math.floor((seconds / margin - a) / b))

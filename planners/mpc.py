@@ -205,8 +205,8 @@ class MPC(Generic[Obs, G]):
         plan, cost = result.actions, result.cost  # (H, A)
         unevaluated = result.timed_out and result.evaluated == 0
         if unevaluated:
-            logger.warning("step %d: the planner's time budget left no room to evaluate one candidate "
-                           "(%.3f s): executing its initial plan unevaluated", self._steps, result.elapsed_s)
+            logger.warning("step %d: the planner's time budget is below the time of one cost evaluation: "
+                           "executing its initial plan unevaluated (raise time_budget_s)", self._steps)
         self._device = plan.device
         self._last_plan, self._executed = plan, 0
         self._last_energy = None if unevaluated else cost  # unknown, not infinitely bad

@@ -44,7 +44,7 @@ class SlowCost:
 
 
 def test_chunk_times_fit_an_overhead_and_a_time_per_candidate() -> None:
-    times = ChunkTimes()
+    times = ChunkTimes(skip_first=False)
     assert times.predict(1) is None and times.largest_within(1.0, 100) == 0
     for size in (1, 2, 4):  # 0.25 s per call + 0.5 s per candidate
         times.add(size, 0.25 + 0.5 * size)
@@ -55,18 +55,28 @@ def test_chunk_times_fit_an_overhead_and_a_time_per_candidate() -> None:
 
 
 def test_chunk_times_are_cautious_on_a_noisy_machine_and_see_pure_overhead() -> None:
-    noisy = ChunkTimes()
+    noisy = ChunkTimes(skip_first=False)
     for seconds in [1.0] * 8 + [2.0] * 2:  # one call in five twice as slow
         noisy.add(1, seconds)
     assert noisy.predict(1) == pytest.approx(2.0)  # the fit (1.2 s) times the 90th percentile of 2 / 1.2
-    overhead = ChunkTimes()
+    overhead = ChunkTimes(skip_first=False)
     overhead.add(1, 0.1)
     overhead.add(10, 0.1)
     assert overhead.predict(1000) == pytest.approx(0.1) and overhead.largest_within(0.2, 50) == 50
 
 
+def test_the_first_timing_is_left_out_and_old_ones_are_forgotten() -> None:
+    times = ChunkTimes(max_age_s=0.2)
+    times.add(1, 30.0)  # the first chunk: lazy initialisation
+    assert times.predict(1) is None
+    times.add(1, 0.01)
+    assert times.predict(1) == pytest.approx(0.01)
+    time.sleep(0.3)
+    assert times.predict(1) is None  # too old: the next chunk is a probe again
+
+
 def test_next_chunk_probes_fits_half_the_time_left_and_stops() -> None:
-    times = ChunkTimes()
+    times = ChunkTimes(skip_first=False)
     assert times.next_chunk(50, time.perf_counter() + 100) == 1  # nothing known yet: one candidate
     times.add(4, 2.0)  # 0.5 s per candidate
     assert times.next_chunk(50, time.perf_counter() + 100) == 50  # all wanted fit in half the time left
@@ -113,19 +123,21 @@ def test_gradient_planner_honours_the_deadline_in_its_gradient_evaluations(space
 @pytest.mark.parametrize("name", NAMES)
 def test_no_room_for_one_candidate_returns_the_initial_mean_unevaluated(name, space, fast_planner,
                                                                         inside_target) -> None:
-    """A cost call takes 0.3 s against a 0.1 s budget: the first call learns it from its single-candidate
-    probe; from then on a call returns the initial mean at once, with cost inf and nothing evaluated."""
+    """A cost call takes 0.3 s against a 0.1 s budget: the first two calls learn it from their single-candidate
+    probes (the first one's time is not used); from then on a call returns the initial mean at once, with
+    cost inf and nothing evaluated."""
     planner = fast_planner(name, space, time_budget_s=0.1)
     cost = SlowCost(inside_target, per_call=0.3)
-    first = planner.plan(cost)
-    assert first.timed_out and first.evaluated == 1 and first.iterations == 0
-    assert math.isfinite(first.cost) and first.cost == cost.lowest()
+    for _ in range(2):
+        probed = planner.plan(cost)
+        assert probed.timed_out and probed.evaluated == 1 and probed.iterations == 0
+        assert math.isfinite(probed.cost) and probed.cost == float(cost.costs[-1][0])
     start = time.perf_counter()
-    second = planner.plan(cost, init_mean=inside_target)
+    unevaluated = planner.plan(cost, init_mean=inside_target)
     assert time.perf_counter() - start < 0.1 + SLACK_S
-    assert second.timed_out and second.evaluated == 0 and second.iterations == 0
-    assert second.cost == math.inf and cost.batches == [1]
-    torch.testing.assert_close(second.actions, inside_target)
+    assert unevaluated.timed_out and unevaluated.evaluated == 0 and unevaluated.iterations == 0
+    assert unevaluated.cost == math.inf and cost.batches == [1, 1]
+    torch.testing.assert_close(unevaluated.actions, inside_target)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, ListConfig

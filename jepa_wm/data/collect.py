@@ -75,8 +75,10 @@ class CollectionConfig:
                 _check_int(name, getattr(self, name), 1)
         if self.camera is not None and not isinstance(self.camera, str):
             raise ValueError(f"camera must be a camera name or None, got {self.camera!r}")
-        if not isinstance(self.task, str) or not isinstance(self.out, str | os.PathLike):
-            raise ValueError(f"task and out must be a name and a path, got {self.task!r} and {self.out!r}")
+        if not isinstance(self.task, str):
+            raise ValueError(f"task must be a task name, got {self.task!r}")
+        if not isinstance(self.out, str | os.PathLike):
+            raise ValueError(f"out must be the path of an .hdf5 collection file, got {self.out!r}")
         noise = self.noise if isinstance(self.noise, tuple | list) else (self.noise, self.noise)
         if not (len(noise) == 2 and all(_is_number(level) for level in noise) and 0 <= noise[0] <= noise[1]):
             raise ValueError(f"noise must be a level >= 0 or (low, high) with low <= high, got {self.noise!r}")

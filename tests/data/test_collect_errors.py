@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import errno
 import re
-import sys
+from importlib import import_module
 from pathlib import Path
 
 import h5py
 import pytest
 
-import jepa_wm.data.collect  # noqa: F401  (the module, not the function jepa_wm.data exports)
-import jepa_wm.data.store
 from jepa_wm.data import CollectionConfig, validate_file
 from jepa_wm.data.hdf5 import DATA
 from jepa_wm.locks import hold
 from tests.data.test_store import _snapshot
 from tests.helpers import run_script
 
-collect_module, store_module = sys.modules["jepa_wm.data.collect"], sys.modules["jepa_wm.data.store"]
+# the modules (jepa_wm.data.collect is also the name of the function jepa_wm.data exports)
+collect_module, store_module = import_module("jepa_wm.data.collect"), import_module("jepa_wm.data.store")
 
 STEPS = 4  # reach episodes of 4 steps: a collection takes a fraction of a second
 
@@ -48,7 +47,7 @@ def _one_line_error(monkeypatch, out: Path, *overrides: str) -> str:
     ({"noise": (0.3, "abc")}, "noise must be a level >= 0 or (low, high) with low <= high, got (0.3, 'abc')"),
     ({"noise": float("nan")}, "noise must be a level >= 0 or (low, high) with low <= high, got nan"),
     ({"max_episode_steps": "ten"}, "max_episode_steps must be an integer >= 1, got 'ten'"),
-    ({"out": None}, "task and out must be a name and a path, got 'reach' and None"),
+    ({"out": None}, "out must be the path of an .hdf5 collection file, got None"),
 ])
 def test_bad_settings_are_refused(tmp_path, setting, expected):
     with pytest.raises(ValueError, match=re.escape(expected)):

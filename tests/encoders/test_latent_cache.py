@@ -115,8 +115,8 @@ def test_an_unreadable_cache_is_named_and_built_again(dataset, caplog):
 def test_a_cache_being_built_elsewhere_is_refused_by_name(dataset):
     encoder = make_encoder(0)
     cache = build_latent_cache(dataset, encoder)
-    holder = subprocess.Popen([sys.executable, "-c", "import h5py, sys, time; f = h5py.File(sys.argv[1], 'a'); "
-                               "print('open', flush=True); time.sleep(60)", str(cache)], stdout=subprocess.PIPE, text=True)
+    hold_open = "import h5py, sys, time; f = h5py.File(sys.argv[1], 'a'); print('open', flush=True); time.sleep(60)"
+    holder = subprocess.Popen([sys.executable, "-c", hold_open, str(cache)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
         with pytest.raises(LockedError, match=rf"the latent cache {re.escape(str(cache))} is in use"):

@@ -2,7 +2,7 @@
 
 Examples::
 
-    python experiments/plan.py task=pick_place episodes=10 workers=2 video=false hydra.run.dir=runs/plan/pp10
+    python experiments/plan.py task=pick_place episodes=10 workers=2 video=false run_dir=runs/plan/pp10
     python experiments/oracle_agreement.py results=runs/plan/pp10/results.json
 
 Replays each episode of a ``results.json`` and, at every observation, scores the executed

@@ -2,7 +2,7 @@
 
 Examples::
 
-    python experiments/plan.py task=pick_place episodes=50 workers=2 hydra.run.dir=runs/plan/pp50
+    python experiments/plan.py task=pick_place episodes=50 workers=2 run_dir=runs/plan/pp50
     python experiments/replay_plan.py results=runs/plan/pp50/results.json
 
 Replays every episode's recorded actions from its seed (envs are deterministic, and a replay
@@ -22,14 +22,14 @@ farther than that from the marker. Calibrate on seeds other than the evaluation'
 hold off::
 
     python experiments/plan.py task=reach episodes=30 seed=1000100 workers=2 video=false \
-        mpc.arrival_energy=null hydra.run.dir=runs/plan/dev
+        mpc.arrival_energy=null run_dir=runs/plan/dev
     python experiments/replay_plan.py results=runs/plan/dev/results.json arrival_radius=0.02
 
 With ``far_radius`` (metres) it calibrates ``mpc.far_energy`` (the far planner plans above it):
 the highest energy toward the final goal observed within that distance of the marker::
 
     python experiments/plan.py task=reach episodes=30 seed=1000100 workers=2 video=false \
-        hydra.run.dir=runs/plan/dev
+        run_dir=runs/plan/dev
     python experiments/replay_plan.py results=runs/plan/dev/results.json far_radius=0.03
 """
 

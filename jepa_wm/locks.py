@@ -81,23 +81,22 @@ class RunDir:
             raise FileExistsError(f"run_dir {self.path} is a file; expected a folder for the run's outputs")
         self._created = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
-        stack = contextlib.ExitStack()
+        self._lock = contextlib.ExitStack()
         try:
-            stack.enter_context(hold(self.path / ".lock", f"run dir {self.path}"))
-            taken = [name for name in self.outputs if (self.path / name).exists()]
-            if taken:
-                raise FileExistsError(f"run dir {self.path} already holds {', '.join(taken)} of an earlier run; "
-                                      f"pick another run_dir (the default one is new for every run)")
+            self._lock.enter_context(hold(self.path / ".lock", f"run dir {self.path}"))
         except BaseException:
-            stack.close()
             self._remove_if_unused()
             raise
-        self._lock = stack
+        taken = [name for name in self.outputs if (self.path / name).exists()]
+        if taken:
+            self.__exit__(None, None, None)
+            raise FileExistsError(f"run dir {self.path} already holds {', '.join(taken)} of an earlier run; "
+                                  f"pick another run_dir (the default one is new for every run)")
         return self.path
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
         assert self._lock is not None
-        (self.path / ".lock").unlink(missing_ok=True)
+        (self.path / ".lock").unlink(missing_ok=True)  # ours: we hold it
         self._lock.close()
         self._remove_if_unused()
 

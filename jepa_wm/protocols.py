@@ -41,6 +41,25 @@ from planners.subgoals import SubgoalConfig
 Observation = Mapping[str, np.ndarray]
 
 
+def check_observation(obs: object, image_hw: Sequence[int] | None = None) -> None:
+    """``ValueError`` (one line, what was expected and what came) unless ``obs`` is an observation:
+    ``{"image": uint8 (H, W, 3), "state": finite float (S,)}``, the image ``image_hw`` when given."""
+    if not isinstance(obs, Mapping) or not {"image", "state"} <= set(obs):
+        keys = sorted(obs) if isinstance(obs, Mapping) else type(obs).__name__
+        raise ValueError(f"an observation must be a mapping with 'image' and 'state', got {keys}")
+    image, state = obs["image"], obs["state"]
+    shape = "(H, W, 3)" if image_hw is None else f"({image_hw[0]}, {image_hw[1]}, 3)"
+    if (not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3
+            or (image_hw is not None and image.shape[:2] != tuple(image_hw))):
+        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise ValueError(f"observation image must be a uint8 numpy array {shape}, got {got}")
+    values = np.asarray(state)
+    if values.ndim != 1 or not np.issubdtype(values.dtype, np.number):
+        raise ValueError(f"observation state must be a 1-D numeric array, got {values.dtype} {values.shape}")
+    if not np.isfinite(values).all():
+        raise ValueError(f"observation state must be finite, got {values.tolist()}")
+
+
 @runtime_checkable
 class CostModel(Protocol):
     """The world model behind a planner's cost.

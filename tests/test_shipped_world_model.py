@@ -124,7 +124,7 @@ def _assert_rolls_out(checkpoint: dict, encoder_path, image_hw: tuple[int, int],
 def _run_plan(out, monkeypatch, *overrides: str) -> dict:
     """`python experiments/plan.py overrides...` for one episode from the repository root; its results.json."""
     monkeypatch.chdir(ROOT)
-    run_script("plan.py", "episodes=1", "progress=false", "threads=1", *overrides, f"hydra.run.dir={out}",
+    run_script("plan.py", "episodes=1", "progress=false", "threads=1", *overrides, f"run_dir={out}",
                monkeypatch=monkeypatch)
     return json.loads((out / "results.json").read_text())
 

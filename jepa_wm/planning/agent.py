@@ -15,15 +15,20 @@ stage, arrival, the world model's filters) lives in the agent.
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
 
 from jepa_wm.planning.costs import BoundCost, EnergySettings, WeightedSum
-from jepa_wm.protocols import AgentStep, CostModel, Goal, Observation
+from jepa_wm.protocols import AgentStep, CostModel, Goal, Observation, check_observation
 from planners.mpc import MPC, MPCConfig, MPCLog
 from planners.protocols import Planner
 from planners.subgoals import SubgoalSchedule
+
+
+class NonFiniteCostError(RuntimeError):
+    """Every candidate the planner scored had a NaN or infinite cost: there is no plan to execute."""
 
 
 class MPCAgent:
@@ -51,21 +56,39 @@ class MPCAgent:
         return self.mpc.log
 
     def reset(self, goal: Goal, obs: Observation, seed: int | None = None) -> None:
-        """Start an episode toward ``goal`` at the first observation ``obs``; ``seed`` reseeds the planner."""
+        """Start an episode toward ``goal`` at the first observation ``obs``; ``seed`` reseeds the planner.
+
+        Raises:
+            ValueError: ``obs`` is not an observation with a finite state, or the goal's latents are not finite.
+        """
+        check_observation(obs)
+        if not torch.isfinite(goal.latents).all():
+            bad = [name for name, z in zip(goal.names, goal.latents, strict=True) if not torch.isfinite(z).all()]
+            raise ValueError(f"the goal's latents are not finite (stages {bad}): a NaN goal image or world model?")
         self.goal = goal
         self.model.reset()
         self.cost.reset(goal, self.model)
         self.mpc.reset(SubgoalSchedule(list(range(len(goal.names))), goal.schedule), seed=seed)
 
     def act(self, obs: Observation) -> AgentStep:
-        """The action for ``obs``, with what it came from."""
+        """The action for ``obs``, with what it came from.
+
+        Raises:
+            ValueError: ``obs`` is not an observation with a finite state (nothing is planned).
+            NonFiniteCostError: every candidate's cost was NaN or inf (no action is returned; a plan the
+                time budget left unevaluated is executed, see :mod:`planners.mpc`).
+        """
         if self.goal is None:
             raise RuntimeError("call MPCAgent.reset(goal, obs) before act")
         start = time.perf_counter()
+        check_observation(obs)
         log = self.mpc.log
         plans_before, step = len(log.plan_steps), self.mpc.steps
         action = self.mpc.act(obs).detach().to("cpu", torch.float32).numpy()  # (A,)
         planned = len(log.plan_steps) > plans_before
+        if planned and log.evaluated[-1] > 0 and not math.isfinite(log.energies[-1]):
+            raise NonFiniteCostError(f"step {step}: every candidate plan's cost was NaN or inf (the world model's "
+                                     f"predictions are not finite?); no action was executed")
         return AgentStep(
             action=action,
             plan=self.mpc.last_plan if planned else None,

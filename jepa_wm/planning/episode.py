@@ -66,6 +66,15 @@ class EpisodeResult:
         }
 
 
+def check_planning_seed(seed: object) -> None:
+    """``ValueError`` unless ``seed`` is an int ``>= HELD_OUT_SEED_START`` (lower seeds are training episodes)."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int >= {HELD_OUT_SEED_START} (a held-out seed), got {seed!r}")
+    if seed < HELD_OUT_SEED_START:
+        raise ValueError(f"planning seeds must be held out (>= {HELD_OUT_SEED_START}), got {seed}: "
+                         f"lower seeds are training episodes")
+
+
 def run_episode(env: gym.Env, agent: MPCAgent, goals: ImageGoals, seed: int, *, max_steps: int | None = None,
                 keep_frames: bool = True, progress: bool = False) -> EpisodeResult:
     """One episode of ``env`` from ``reset(seed=seed)`` toward the env's goal images.
@@ -79,9 +88,7 @@ def run_episode(env: gym.Env, agent: MPCAgent, goals: ImageGoals, seed: int, *, 
         keep_frames: keep observations and goal images for videos.
         progress: tqdm bar over the steps.
     """
-    if seed < HELD_OUT_SEED_START:
-        raise ValueError(f"planning seeds must be held out (>= {HELD_OUT_SEED_START}), got {seed}: "
-                         f"lower seeds are training episodes")
+    check_planning_seed(seed)
     if max_steps is not None:
         check_positive_int(max_steps, "max_steps")
     obs, info = env.reset(seed=seed)

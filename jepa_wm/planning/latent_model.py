@@ -21,8 +21,8 @@ from torch import Tensor
 
 from jepa_wm.planning.costs import BuildContext
 from jepa_wm.planning.loading import load_planning_world_model
-from jepa_wm.protocols import Observation
-from jepa_wm.world_model import EncoderOnly, WorldModel, image_tensor
+from jepa_wm.protocols import Observation, check_observation
+from jepa_wm.world_model import PRECISIONS, EncoderOnly, WorldModel, image_tensor
 
 
 class LatentModel:
@@ -62,6 +62,8 @@ class LatentModel:
     def load(context: BuildContext, encoder: str, predictor: str | None, precision: str, check_fingerprint: bool,
              any_task: bool) -> WorldModel | EncoderOnly:
         """The checked encoder + predictor for the task of ``context``."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"world_model.precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         return load_planning_world_model(encoder, predictor, device=context.device,
                                          image_size=context.env.unwrapped.image_hw, check_fingerprint=check_fingerprint,
                                          precision=precision, task=None if any_task else context.task)
@@ -88,6 +90,7 @@ class LatentModel:
         """The observation's latent ``(N, D)``, cached while the same image comes back."""
         image = obs["image"]
         if self._last is None or self._last[0] is not image:
+            check_observation(obs, self.image_hw)
             with torch.no_grad():
                 self._last = (image, self.world_model.encode(image_tensor(image)))  # (N, D)
         return self._last[1]
@@ -109,5 +112,11 @@ class LatentModel:
     def rollout(self, obs: Observation, actions: Tensor) -> Tensor:
         """Predicted latents ``(B, H, N, D)`` of candidate actions ``(B, H, A)`` from ``obs``."""
         z = self.encode(obs)[None]  # (1, N, D)
+        check_observation(obs)  # a state changed in place since the image was encoded
+        if not isinstance(actions, Tensor) or actions.ndim != 3 or not actions.is_floating_point():
+            got = f"{actions.dtype} {tuple(actions.shape)}" if isinstance(actions, Tensor) else type(actions).__name__
+            raise ValueError(f"candidate actions must be a float tensor (B, H, A), got {got}")
+        if not torch.isfinite(actions).all():
+            raise ValueError("candidate actions must be finite, got NaN or inf")
         state = torch.as_tensor(obs["state"], dtype=torch.float32, device=z.device)[None]  # (1, 7)
         return self.world_model.rollout(z, state, actions)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from jepa_wm.planning.episode import EpisodeResult
+from planners.base import check_positive_int
 
 
 def _upscale(image: np.ndarray, scale: int) -> np.ndarray:
@@ -21,6 +22,8 @@ def write_episode_video(path: str | Path, result: EpisodeResult, *, scale: int =
     """
     import imageio.v2 as imageio
 
+    check_positive_int(scale, "video scale")
+    check_positive_int(fps, "fps")
     if not result.frames or not result.goal_images:
         raise ValueError("the result holds no frames: run the episode with keep_frames=True")
     indices = result.mpc["goal_indices"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from jepa_wm.planning.agent import MPCAgent
+from jepa_wm.planning.agent import MPCAgent, NonFiniteCostError
 from jepa_wm.planning.costs import ActionCost, EnergySettings, LatentEnergy, WeightedSum
 from jepa_wm.protocols import Agent, AgentStep
 from planners import CEM, ActionSpace, CEMConfig, MPCConfig, SubgoalConfig
@@ -122,3 +123,30 @@ def test_the_same_seed_gives_the_same_actions() -> None:
         np.testing.assert_array_equal(a, c)
     assert any(not np.array_equal(a, b) for a, b in zip(first, other, strict=True))
     assert len(agent.log.actions) == 3 and all(isinstance(a, np.ndarray) for a in agent.log.actions)  # the last run
+
+
+def test_a_non_finite_observation_or_goal_is_refused_before_planning() -> None:
+    model = FakeModel()
+    agent = make_agent(model)
+    good = point_obs(START)
+    nan_state = {**good, "state": np.where(np.arange(7) == 1, np.nan, good["state"])}
+    with pytest.raises(ValueError, match="observation state must be finite"):
+        agent.reset(goal_at(TARGET), nan_state)
+    with pytest.raises(ValueError, match=r"goal's latents are not finite \(stages \['stage1'\]\)"):
+        agent.reset(goal_at(TARGET, (np.inf, 0.0, 0.0)), good)
+    agent.reset(goal_at(TARGET), good, seed=0)
+    for bad, message in ((nan_state, "observation state must be finite"),
+                         ({**good, "image": good["image"].astype(np.float32)}, "observation image must be a uint8"),
+                         ({"image": good["image"]}, "an observation must be a mapping with 'image' and 'state'")):
+        with pytest.raises(ValueError, match=message):
+            agent.act(bad)
+    assert model.calls["rollout"] == 0  # nothing was planned from them
+    assert np.isfinite(agent.act(good).action).all()
+
+
+def test_a_plan_whose_cost_is_not_finite_is_never_executed() -> None:
+    model = FakeModel(rollout_fn=lambda actions: torch.full((actions.shape[0], 1, 4, 3), float("nan")))
+    agent = make_agent(model)
+    agent.reset(goal_at(TARGET), point_obs(START), seed=0)
+    with pytest.raises(NonFiniteCostError, match="every candidate plan's cost was NaN or inf"):
+        agent.act(point_obs(START))

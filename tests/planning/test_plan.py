@@ -34,7 +34,7 @@ from jepa_wm.planning.goals import ImageGoals
 from jepa_wm.planning.latent_model import LatentModel
 from jepa_wm.planning.loading import load_planning_world_model
 from jepa_wm.planning.outputs import plot_energies, write_episode_video
-from jepa_wm.planning.runner import PlanSetupError, build, run_episodes
+from jepa_wm.planning.runner import PlanSetupError, build, resolve_device, run_episodes
 from jepa_wm.plugins.gripper_reader.reader import GripperReader
 from jepa_wm.protocols import CostModel, Goal
 from planners import MPCConfig, available_planners, make_planner
@@ -208,7 +208,7 @@ def _tiny_overrides(checkpoints, task: str = "reach", small_planner: bool = True
 def test_script_writes_results_video_and_plot(checkpoints, tmp_path, monkeypatch):
     out = tmp_path / "plan"
     run_script("plan.py", *_tiny_overrides(checkpoints), "task.max_episode_steps=3", "episodes=1", "video=true",
-               "progress=false", "video_scale=2", "threads=1", f"hydra.run.dir={out}", monkeypatch=monkeypatch)
+               "progress=false", "video_scale=2", "threads=1", f"run_dir={out}", monkeypatch=monkeypatch)
     record = json.loads((out / "results.json").read_text())
     assert record["config"]["task"]["name"] == "reach" and record["config"]["planner"]["config"]["num_samples"] == 16
     (episode,) = record["episodes"]
@@ -228,7 +228,7 @@ def test_worker_processes_give_the_sequential_results(checkpoints, tmp_path):
     for a, b in zip(sequential, parallel, strict=True):
         assert a.success == b.success
         np.testing.assert_allclose(a.mpc["actions"], b.mpc["actions"], rtol=0, atol=1e-6)
-    with pytest.raises(PlanSetupError, match="workers must be an int >= 1"):
+    with pytest.raises(PlanSetupError, match="workers must be a positive int, got 0"):
         run_episodes(resolved, tmp_path, device=CPU, workers=0)
 
 
@@ -245,7 +245,7 @@ def test_settings_that_do_not_fit_fail_before_any_episode(checkpoints, tmp_path,
           "goal.energy_threshold=[0.1,0.1,0.1,0.1,0.1,0.1,0.1]")
     fails("energy_threshold as a list needs at least one number", "goal.energy_threshold=[null]")
     fails("goal.hint_scale must be a number > 0", "goal.hint_scale=0")
-    fails("episodes must be an int >= 1, got 0", "episodes=0")
+    fails("episodes must be a positive int, got 0", "episodes=0")
     fails("max_steps must be a positive int", "max_steps=0")
     fails("MPPIConfig.*topk", "planner=mppi", "+planner.config.topk=8")
     fails("far_planner and mpc.far_energy go together", "mpc.far_energy=0.1")
@@ -272,8 +272,50 @@ def test_settings_that_do_not_fit_fail_before_any_episode(checkpoints, tmp_path,
     assert "beyond the task's time limit: episodes end after 80 steps" in caplog.text
     # the script prints the message without a traceback
     with pytest.raises(SystemExit, match=r"error: .*one entry per goal"):
-        run_script("plan.py", *base, "goal.steps_per_goal=[8,10]", f"hydra.run.dir={tmp_path / 'run'}",
+        run_script("plan.py", *base, "goal.steps_per_goal=[8,10]", f"run_dir={tmp_path / 'run'}",
                    monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("seed=abc", r"seed must be an int >= 1000000 \(a held-out seed\), got 'abc'"),
+    ("seed=5", r"planning seeds must be held out \(>= 1000000\), got 5"),
+    ("threads=0", "threads must be a positive int, got 0"),
+    ("video_scale=0", "video_scale must be a positive int, got 0"),
+    ("workers=1.5", "workers must be a positive int, got 1.5"),
+    ("task.camera=nosuch", "unknown camera 'nosuch': expected one of"),
+    ("planner.action_space.planned_dims=[0,9]", r"planner.action_space: planned_dims must be distinct indices in \[0, 7\)"),
+    ("world_model.precision=float16", r"world_model.precision must be one of \['bfloat16', 'float32'\], got 'float16'"),
+])
+def test_a_bad_setting_is_one_line_before_any_episode(checkpoints, tmp_path, override, message):
+    resolved = _resolve(*_tiny_overrides(checkpoints), "max_steps=1", override)
+    with pytest.raises(PlanSetupError, match=message) as error:
+        run_episodes(resolved, tmp_path, device=CPU, workers=resolved["workers"], threads=resolved["threads"])
+    assert "\n" not in str(error.value) and not any(tmp_path.iterdir())
+
+
+def test_a_device_this_machine_lacks_is_one_line():
+    for name, message in (("foo", "device must be a torch device such as cpu, cuda or cuda:1, got 'foo'"),
+                          ("mps", "device must be cpu or cuda"), ("cuda:99", "cuda")):
+        if name.startswith("cuda") and torch.cuda.is_available() and torch.cuda.device_count() > 99:
+            continue
+        with pytest.raises(PlanSetupError, match=message):
+            resolve_device(name)
+    if not torch.cuda.is_available():
+        with pytest.raises(PlanSetupError, match="device=cuda asks for a CUDA GPU but"):
+            resolve_device("cuda")
+    assert resolve_device("cpu") == CPU and resolve_device(None).type in ("cpu", "cuda")
+
+
+def test_a_failed_run_leaves_no_run_dir_and_a_used_one_is_refused(checkpoints, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match=r"^error: seed must be an int"):
+        run_script("plan.py", *_tiny_overrides(checkpoints), "seed=abc", f"run_dir={out}", monkeypatch=monkeypatch)
+    assert not out.exists()
+    out.mkdir()
+    (out / "results.json").write_text("earlier")
+    with pytest.raises(SystemExit, match="already holds results.json of an earlier run"):
+        run_script("plan.py", *_tiny_overrides(checkpoints), "max_steps=1", f"run_dir={out}", monkeypatch=monkeypatch)
+    assert (out / "results.json").read_text() == "earlier" and [p.name for p in out.iterdir()] == ["results.json"]
 
 
 @pytest.mark.parametrize(("task", "pair", "lacks"), [

@@ -47,9 +47,9 @@ class PlannerConfig:
             go to the cost in chunks sized to fit the time left (at most ``chunk_size``):
             each chunk is the largest predicted, from the planner's recent chunk timings
             (overhead + time per candidate, with a margin for noise), to take at most half
-            the time left; one candidate may take all of it; with no recent timings a chunk
-            is one candidate, and a planner's first two chunks are (see
-            :mod:`planners.deadline`). When no candidate fits any more, the search stops
+            the time left, though one candidate may take all of it; a chunk is a single
+            candidate when no recent timing is known, as are a planner's first two chunks
+            (see :mod:`planners.deadline`). When no candidate fits any more, the search stops
             mid-iteration and the call returns the cheapest candidate evaluated so far
             (``PlanResult.timed_out``), or, when none was, the initial mean unevaluated
             (cost ``inf``, ``PlanResult.evaluated == 0``). A call thus overruns the

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -316,6 +318,44 @@ def test_a_failed_run_leaves_no_run_dir_and_a_used_one_is_refused(checkpoints, t
     with pytest.raises(SystemExit, match="already holds results.json of an earlier run"):
         run_script("plan.py", *_tiny_overrides(checkpoints), "max_steps=1", f"run_dir={out}", monkeypatch=monkeypatch)
     assert (out / "results.json").read_text() == "earlier" and [p.name for p in out.iterdir()] == ["results.json"]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _running(pid: int) -> bool:
+    try:  # a zombie (exited, waiting for init to reap it) is not running
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_run_takes_its_workers_with_it(checkpoints, tmp_path, sig):
+    out = tmp_path / "run"
+    run = subprocess.Popen([sys.executable, str(ROOT / "experiments" / "plan.py"), *_tiny_overrides(checkpoints),
+                            "episodes=200", "workers=2", "progress=false", f"run_dir={out}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / "results.json").exists() and time.monotonic() < deadline:  # the workers are planning
+            time.sleep(0.2)
+        children = _children(run.pid)
+        assert (out / "results.json").exists() and len(children) >= 2
+        run.send_signal(sig)
+        run.wait(timeout=60)
+        deadline = time.monotonic() + 20
+        while any(map(_running, children)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_running, children))
+        assert json.loads((out / "results.json").read_text())["episodes"]  # whole, never half written
+        assert not (out / ".lock").exists() or sig == signal.SIGKILL
+    finally:
+        run.kill()
 
 
 @pytest.mark.parametrize(("task", "pair", "lacks"), [

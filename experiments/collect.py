@@ -47,7 +47,7 @@ def main(cfg: DictConfig) -> None:
     except CollectionInterrupted as err:
         log.error("%s", err)
         sys.exit(err.exit_code)
-    except (ValueError, LockedError, CollectionDiskFull) as err:  # a bad setting or output: no traceback
+    except (ValueError, LockedError, CollectionDiskFull, PermissionError) as err:  # a bad setting or output
         raise SystemExit(f"error: {err}") from None
     log.info("%s", json.dumps(summary.to_dict(), indent=1))
 

@@ -129,22 +129,26 @@ class CollectionInterrupted(Exception):
         self.exit_code = 128 + signum
 
 
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # a full disk, a used-up quota
+
+
 class CollectionDiskFull(Exception):
     """Raised by :func:`collect` when the disk is full; every finished episode is kept."""
 
     def __init__(self, out: Path, saved: int, episodes: int) -> None:
         super().__init__(
-            f"the disk is full (no space left on the device of {out}): {saved}/{episodes} episodes are "
-            f"kept in {out} and {parts_dir(out)}; free some space and run the same command again to resume"
+            f"the disk is full (no space left for {out} on its device or in its quota): {saved}/{episodes} "
+            f"episodes are kept in {out} and {parts_dir(out)}; free some space and run the same command "
+            "again to resume"
         )
 
 
 def _disk_full(err: BaseException | None) -> bool:
-    """Whether ``err`` (or an error it was raised from) is ENOSPC; HDF5 names the errno only in
-    its message (``errno = 28, error message = 'No space left on device'``)."""
+    """Whether ``err`` (or an error it was raised from) is ENOSPC or EDQUOT; HDF5 names the errno
+    only in its message (``errno = 28, error message = 'No space left on device'``)."""
     seen: set[int] = set()
     while err is not None and id(err) not in seen:
-        if getattr(err, "errno", None) == errno.ENOSPC or os.strerror(errno.ENOSPC) in str(err):
+        if getattr(err, "errno", None) in _NO_SPACE or any(os.strerror(code) in str(err) for code in _NO_SPACE):
             return True
         seen.add(id(err))
         err = err.__cause__ or err.__context__

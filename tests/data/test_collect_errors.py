@@ -89,7 +89,8 @@ def test_an_out_another_run_holds_is_refused_untouched(tmp_path, monkeypatch):
 DISK_FULL = {
     "part": (collect_module, "write_part", OSError(errno.ENOSPC, "No space left on device"), 1),
     "append": (store_module, "append_demo", RuntimeError(
-        "Object copy failed (file write failed: time = Mon\n, errno = 28, error message = 'No space left on device')"), 2),
+        "Object copy failed (file write failed: time = Mon\n, errno = 28, "
+        "error message = 'No space left on device')"), 2),
 }
 
 

@@ -56,7 +56,9 @@ CORRUPTIONS = {
         "data/demo_1.attrs['num_samples']",
         "nothing",
     ),
-    "nan action": (lambda f: _set(f["data/demo_1/actions"], (5, 0), np.nan), "data/demo_1/actions", "nan at index (5, 0)"),
+    "nan action": (
+        lambda f: _set(f["data/demo_1/actions"], (5, 0), np.nan), "data/demo_1/actions", "nan at index (5, 0)"
+    ),
     "inf next state": (
         lambda f: _set(f["data/demo_1/next_obs/state"], (8, 6), -np.inf),
         "data/demo_1/next_obs/state",

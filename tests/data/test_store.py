@@ -33,39 +33,37 @@ def _collection(out: Path, header: dict, make_episode, count: int = 3) -> None:
             store.add(index)
 
 
+def _refused_untouched(out: Path, header: dict, match: str) -> None:
+    """Opening a store on ``out`` raises a one-line ValueError and changes nothing in its folder."""
+    before = _snapshot(out.parent)
+    with pytest.raises(ValueError, match=match) as error:
+        EpisodeStore(out, header).open()
+    assert "\n" not in str(error.value)
+    assert _snapshot(out.parent) == before
+
+
 def test_a_directory_is_refused_untouched(tmp_path, store_header):
     out = tmp_path / "data"
     out.mkdir()
     (out / "a.txt").write_text("keep")
-    before = _snapshot(tmp_path)
-    with pytest.raises(ValueError, match=r"expected the path of an \.hdf5 collection file, got the directory .*data"):
-        EpisodeStore(out, store_header).open()
-    assert _snapshot(tmp_path) == before
+    _refused_untouched(out, store_header, r"expected the path of an \.hdf5 collection file, got the directory .*data")
 
 
 @pytest.mark.parametrize("content", [b"keep me\n", b"", b"\x89HDF\r\n\x1a\n but not really"])
 def test_a_file_that_is_not_hdf5_is_refused_untouched(tmp_path, store_header, content):
     out = tmp_path / "notes.hdf5"
     out.write_bytes(content)
-    before = _snapshot(tmp_path)
-    with pytest.raises(ValueError, match=r"got .*notes\.hdf5, which .*not .*a jepa_wm collection"):
-        EpisodeStore(out, store_header).open()
-    assert _snapshot(tmp_path) == before
+    _refused_untouched(out, store_header, r"got .*notes\.hdf5, which .*not .*a jepa_wm collection")
 
 
 def test_an_hdf5_file_that_is_not_a_collection_is_refused_untouched(tmp_path, store_header):
     out = tmp_path / "other.h5"
     with h5py.File(out, "w") as file:
         file["weights"] = [1.0, 2.0]
-    before = _snapshot(tmp_path)
-    with pytest.raises(ValueError, match=r"other\.h5 is not a jepa_wm collection"):
-        EpisodeStore(out, store_header).open()
+    _refused_untouched(out, store_header, r"other\.h5 is not a jepa_wm collection")
     # damaged too: still not recognisably ours, so still refused (not set aside)
     out.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
-    before = _snapshot(tmp_path)
-    with pytest.raises(ValueError, match=r"other\.h5, which cannot be opened \(.*\) and is not recognisably a jepa_wm collection"):
-        EpisodeStore(out, store_header).open()
-    assert _snapshot(tmp_path) == before
+    _refused_untouched(out, store_header, r"other\.h5, which cannot be opened \(.*\) and is not recognisably a jepa_wm")
 
 
 def test_a_truncated_collection_is_set_aside_under_a_fresh_name(tmp_path, store_header, make_episode):

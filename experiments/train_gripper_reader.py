@@ -36,6 +36,7 @@ from jepa_wm.plugins.gripper_reader.reader import GripperReader, closed_labels
 from jepa_wm.plugins.gripper_reader.train import goal_agreement, train_gripper_reader
 from jepa_wm.evaluation.probe import load_probe_frames
 from jepa_wm.state_integration import StateIntegration
+from jepa_wm.training.checkpoint import NonFiniteError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,11 @@ def main(cfg: DictConfig) -> None:
                                            seed=cfg.seed, progress=cfg.progress)
     meta = {**metrics, "gripper_open": gripper_open, "config": OmegaConf.to_container(cfg, resolve=True),
             "data": [summary.to_dict() for summary in dataset.summaries]}
-    log.info("held-out accuracy %.3f; written to %s", metrics["held_out_accuracy"], reader.save(cfg.out, meta))
+    try:
+        out = reader.save(cfg.out, meta)
+    except NonFiniteError as err:  # a diverged training: NaN or inf weights are never written
+        raise SystemExit(f"error: {err}") from None
+    log.info("held-out accuracy %.3f; written to %s", metrics["held_out_accuracy"], out)
 
 
 def check_goals(cfg: DictConfig) -> None:

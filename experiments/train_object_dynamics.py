@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from jepa_wm.plugins.object_model.play import ObjectPlayConfig, collect_object_play
 from jepa_wm.plugins.object_model.train import load_object_play, train_object_dynamics
+from jepa_wm.training.checkpoint import NonFiniteError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,10 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(f"error: {err}") from None
     meta = {"task": cfg.task, "config": OmegaConf.to_container(cfg, resolve=True),
             "data": {"path": str(path), "episodes": config.episodes, "steps": len(data)}, **metrics}
-    out = model.save(cfg.out, meta)
+    try:
+        out = model.save(cfg.out, meta)
+    except NonFiniteError as err:  # a diverged training: NaN or inf weights are never written
+        raise SystemExit(f"error: {err}") from None
     log.info("object model written to %s: %s", out, {k: v for k, v in metrics.items()})
 
 

@@ -29,6 +29,7 @@ from jepa_wm.data.latents import usable_caches
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.latent_cache import build_latent_cache
 from jepa_wm.plugins.object_reader.train import load_object_frames, train_object_reader
+from jepa_wm.training.checkpoint import NonFiniteError
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,11 @@ def main(cfg: DictConfig) -> None:
     meta = {**metrics, "target": cfg.target, "encoder_fingerprint": encoder.fingerprint(), "encoder": str(cfg.encoder),
             "config": OmegaConf.to_container(cfg, resolve=True),
             "data": [summary.to_dict() for summary in dataset.summaries]}
-    log.info("held-out xy error median %.2f cm; written to %s", metrics["held_out_xy_error_cm_median"],
-             reader.save(cfg.out, meta))
+    try:
+        out = reader.save(cfg.out, meta)
+    except NonFiniteError as err:  # a diverged training: NaN or inf weights are never written
+        raise SystemExit(f"error: {err}") from None
+    log.info("held-out xy error median %.2f cm; written to %s", metrics["held_out_xy_error_cm_median"], out)
 
 
 if __name__ == "__main__":

@@ -54,3 +54,13 @@ def test_bad_files_name_what_is_wrong(tmp_path: Path) -> None:
     torch.save({"encoder": {}}, tmp_path / "encoder_only.pt")
     with pytest.raises(ValueError, match="with a 'predictor' branch, got \\['encoder'\\]"):
         load_vjepa2_ac_predictor(tmp_path / "encoder_only.pt", **SMALL)
+
+
+def test_a_release_file_with_nan_or_inf_is_refused(tmp_path: Path) -> None:
+    source = ACPredictor(vjepa2_ac_config(**SMALL))
+    weight = source.state_dict()["predictor_proj.weight"].clone()
+    weight[3, 1] = float("inf")
+    path = release_file(tmp_path, source, **{"module.backbone.predictor_proj.weight": weight})
+    with pytest.raises(ValueError, match=rf"^{path}: 1 of \d+ tensors hold NaN or inf .*"
+                                         r"\(first: predictor\.module\.backbone\.predictor_proj\.weight\)$"):
+        load_vjepa2_ac_predictor(path, **SMALL)

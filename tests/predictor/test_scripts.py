@@ -14,7 +14,10 @@ from hydra.utils import instantiate
 
 from jepa_wm.data.hdf5 import Episode, demo_name, init_data_group, write_demo
 from jepa_wm.encoders import VisionTransformer, vit_config
+from jepa_wm import predictor_training
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint, save_encoder_checkpoint
+from jepa_wm.locks import hold
+from jepa_wm.losses import Losses
 from jepa_wm.predictor import PREDICTOR_SIZES, PredictorConfig
 from jepa_wm.predictor_training import PredictorTrainConfig
 from jepa_wm.state_integration import StateIntegration, integration_for_tasks
@@ -104,3 +107,32 @@ def test_train_resume_and_evaluate_end_to_end(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match=r"held-out clips of 3 frames, fewer than batch_size=100000"):
         run_script("eval_predictor.py", f"checkpoint={run_dir}", f"encoder={encoder_path}", "horizons=[1,2]",
                    "batch_size=100000", f"out={out}", monkeypatch=monkeypatch)
+
+
+@pytest.mark.slow
+def test_train_script_exits_with_one_line_on_a_diverged_or_taken_run(tmp_path, monkeypatch):
+    dataset, encoder_path, run_dir = tmp_path / "demos.hdf5", tmp_path / "encoder.pt", tmp_path / "run"
+    write_dataset(dataset)
+    torch.manual_seed(0)
+    save_encoder_checkpoint(encoder_path, VisionTransformer(vit_config("tiny", img_size=16, embed_dim=24, depth=1,
+                                                                       num_heads=2)), step=0)
+    args = [f"encoder={encoder_path}", f"data.paths=[{dataset}]", "data.val_fraction=0.34", "progress=false",
+            "train.batch_size=4", "train.warmup_steps=1", "train.decay_steps=1", "train.total_steps=2",
+            f"run_dir={run_dir}"]
+    losses = predictor_training.predictor_losses
+
+    def inf_losses(*a, **k):  # a model that diverges at once, whatever the data
+        out = losses(*a, **k)
+        return Losses(out.total * float("inf"), out.teacher_forcing * float("inf"), out.rollout * float("inf"))
+
+    monkeypatch.setattr(predictor_training, "predictor_losses", inf_losses)
+    with pytest.raises(SystemExit, match=r"^error: training stopped at step 1: the training loss is not finite "
+                                         r"\(loss inf, loss_tf inf, loss_rollout inf, gradient norm nan\); no "
+                                         r"checkpoint had been saved in .*run/checkpoints yet") as caught:
+        run_script("train_predictor.py", *args, monkeypatch=monkeypatch)
+    assert "\n" not in str(caught.value) and not (run_dir / "predictor.pt").exists()
+    monkeypatch.setattr(predictor_training, "predictor_losses", losses)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    with hold(run_dir / ".lock", "another run"), pytest.raises(SystemExit, match=rf"^error: run dir {run_dir} is in use"):
+        run_script("train_predictor.py", *args, monkeypatch=monkeypatch)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before

@@ -16,8 +16,10 @@ from jepa_wm.predictor_training import (
     validate,
     validation_subset,
 )
+from jepa_wm.locks import LockedError, hold
 from jepa_wm.state_integration import StateIntegration
-from jepa_wm.training import DistributedContext, adamw, list_checkpoints, load_checkpoint
+from jepa_wm.training import DistributedContext, NonFiniteLossError, adamw, list_checkpoints, load_checkpoint
+from jepa_wm.world_model import export_predictor_checkpoint, read_predictor_checkpoint
 
 CPU = torch.device("cpu")
 
@@ -143,3 +145,93 @@ def test_fine_tuning_starts_from_the_given_predictor(tmp_path, tiny_config):
         init_predictor(tmp_path / "a", tiny_config(depth=3), StateIntegration(), info)
     with pytest.raises(ValueError, match=r"encoder: checkpoint \{'fingerprint': 'test'\}, this run"):
         init_predictor(tmp_path / "a", tiny_config(), StateIntegration(), {"fingerprint": "other"})
+
+
+def _clips(n: int = 8) -> list[dict[str, torch.Tensor]]:
+    batch = action_driven_batch(n, 4, seed=0)
+    return [{key: value[i] for key, value in batch.items()} for i in range(n)]
+
+
+def _train(tiny_config, run_dir, clips, val=None, **settings):
+    """A tiny predictor run: 4 steps of 2 clips, checkpoints and validation every 2 steps."""
+    stats = NormalizationStats(torch.zeros(7), torch.ones(7), torch.zeros(7), torch.ones(7))
+    config = PredictorTrainConfig(**{"total_steps": 4, "batch_size": 2, "warmup_steps": 1, "decay_steps": 1,
+                                     "checkpoint_every": 2, "keep_last": 2, "log_every": 1, "val_every": 2,
+                                     "val_batches": 1, **settings})
+    return train_predictor(run_dir, clips, val, predictor_config=tiny_config(), stats=stats,
+                           integration=StateIntegration(), encoder_info={"fingerprint": "test"}, config=config,
+                           context=DistributedContext(), progress=False)
+
+
+class _Diverging(torch.utils.data.Dataset):
+    """Clips whose actions turn inf from the ``after``-th clip served on (training reads them in order)."""
+
+    def __init__(self, clips, after: int) -> None:
+        self.clips, self.after, self.served = clips, after, 0
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i):
+        self.served += 1
+        clip = dict(self.clips[i])
+        if self.served > self.after:
+            clip["actions"] = torch.full_like(clip["actions"], float("inf"))
+        return clip
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, tiny_config):
+    with pytest.raises(NonFiniteLossError) as caught:
+        _train(tiny_config, tmp_path, _Diverging(_clips(), after=4))  # steps 1-2 finite, step 3 inf
+    message = str(caught.value)
+    good = tmp_path / "checkpoints" / "step_00000002.pt"
+    assert message.startswith("training stopped at step 3: the training loss is not finite (loss nan")
+    assert f"the last good checkpoint {good}, which is kept" in message and "\n" not in message
+    assert list_checkpoints(tmp_path / "checkpoints") == [good]
+    assert not (tmp_path / "predictor.pt").exists()
+    weights = load_checkpoint(good)["models"]["ac_predictor"]  # loads: every tensor finite
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    with pytest.raises(NonFiniteLossError, match=r"^training stopped at step 2: the validation loss is not finite "
+                                                 r"\(val_loss nan, val_loss_tf nan, val_loss_rollout nan\); no "
+                                                 r"checkpoint had been saved"):
+        _train(tiny_config, tmp_path / "val", _clips(), _Diverging(_clips(2), after=0))
+    assert list_checkpoints(tmp_path / "val" / "checkpoints") == []
+
+
+def test_a_run_dir_held_by_another_run_is_refused_and_left_unchanged(tmp_path, tiny_config):
+    _train(tiny_config, tmp_path, _clips(), total_steps=2)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with hold(tmp_path / ".lock", "the other run"):  # as another live process would
+        with pytest.raises(LockedError, match=rf"run dir {tmp_path} is in use by another running process"):
+            _train(tiny_config, tmp_path, _clips(), total_steps=4)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert _train(tiny_config, tmp_path, _clips(), total_steps=4).step == 4  # free again: it resumes
+
+
+def test_a_corrupt_newest_checkpoint_resumes_from_the_one_before(tmp_path, tiny_config, caplog):
+    straight = _train(tiny_config, tmp_path / "a", _clips(), total_steps=3, checkpoint_every=1)
+    _train(tiny_config, tmp_path / "b", _clips(), total_steps=2, checkpoint_every=1)
+    newest = tmp_path / "b" / "checkpoints" / "step_00000002.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated by a failing disk
+    with caplog.at_level("WARNING", logger="jepa_wm.training.resume"):
+        resumed = _train(tiny_config, tmp_path / "b", _clips(), total_steps=3, checkpoint_every=1)
+    assert f"skipping the unreadable checkpoint {newest}" in caplog.text
+    assert (tmp_path / "b" / "checkpoints" / "step_00000002.pt.corrupt").stat().st_size == 1000  # kept, not pruned
+    weights = [load_checkpoint(r.checkpoint)["models"]["ac_predictor"] for r in (straight, resumed)]
+    for key, value in weights[0].items():  # resumed from step 1: the same run as one never interrupted
+        torch.testing.assert_close(weights[1][key], value, msg=key)
+    assert resumed.exported == tmp_path / "b" / "predictor.pt"
+
+
+def test_exported_and_loaded_predictors_refuse_nan_or_inf(tmp_path, tiny_config):
+    result = _train(tiny_config, tmp_path, _clips(), total_steps=2)
+    checkpoint = load_checkpoint(result.checkpoint)
+    checkpoint["models"]["ac_predictor"]["predictor_proj.weight"][0, 0] = float("nan")
+    bad = tmp_path / "diverged.pt"
+    torch.save(checkpoint, bad)  # written by other code
+    with pytest.raises(ValueError, match=rf"^{bad}: 1 of \d+ tensors hold NaN or inf .*"
+                                         r"\(first: models\.ac_predictor\.predictor_proj\.weight\)$"):
+        export_predictor_checkpoint(bad, tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
+    with pytest.raises(ValueError, match=rf"^{bad}: 1 of \d+ tensors hold NaN or inf"):
+        read_predictor_checkpoint(bad)  # load_world_model and init_predictor read through it

@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ import torch
 
 from jepa_wm.data import ClipDataset
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer, ViTConfig
-from jepa_wm.encoders.checkpoint import load_encoder_checkpoint, read_encoder_checkpoint
+from jepa_wm.encoders.checkpoint import load_encoder_checkpoint, read_encoder_checkpoint, save_encoder_checkpoint
 from jepa_wm.pretrain import (
     JEPA,
     BlockMaskSpec,
@@ -28,6 +28,7 @@ from jepa_wm.pretrain import (
 )
 from jepa_wm.training import (
     DistributedContext,
+    NonFiniteLossError,
     adamw,
     cleanup_distributed,
     init_distributed,
@@ -125,6 +126,41 @@ def test_encoder_checkpoint_loads_into_frozen_encoder_and_rejects_other_files(
     (tmp_path / "text.pt").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a readable torch checkpoint"):
         load_encoder_checkpoint(tmp_path / "text.pt")
+
+
+def test_a_loss_turning_inf_stops_pretraining_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, video_file: Path, micro_vit: ViTConfig, micro_predictor: PredictorConfig, micro_masks: tuple,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forward, calls = JEPA.forward, []
+
+    def diverging(self, *args, **kwargs):  # finite for two steps, then inf
+        loss, target_std = forward(self, *args, **kwargs)
+        calls.append(1)
+        return (loss if len(calls) <= 2 else loss * float("inf")), target_std
+
+    monkeypatch.setattr(JEPA, "forward", diverging)
+    with pytest.raises(NonFiniteLossError, match=r"^training stopped at step 3: the training loss is not finite "
+                                                 r"\(loss inf, gradient norm nan\); .*checkpoint .*step_00000002\.pt, "
+                                                 r"which is kept"):
+        _pretrain(tmp_path / "run", video_file, micro_vit, micro_predictor, micro_masks)
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_00000002.pt"]
+    assert not (tmp_path / "run" / "encoder.pt").exists()
+    assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2]
+
+
+def test_an_encoder_with_nan_or_inf_is_neither_written_nor_loaded(tmp_path: Path, micro_vit: ViTConfig) -> None:
+    vit = VisionTransformer(micro_vit)
+    with torch.no_grad():
+        vit.patch_embed.proj.weight[0, 0, 0, 0, 0] = float("nan")
+    name = "patch_embed.proj.weight"
+    with pytest.raises(ValueError, match=rf"refusing to write .*encoder\.pt: 1 of \d+ tensors .*state_dict\.{name}"):
+        save_encoder_checkpoint(tmp_path / "encoder.pt", vit, step=1)
+    assert list(tmp_path.iterdir()) == []
+    torch.save({"kind": "jepa_wm.encoder", "version": 1, "vit_config": asdict(micro_vit), "step": 1,
+                "state_dict": vit.state_dict()}, tmp_path / "encoder.pt")  # written by other code
+    with pytest.raises(ValueError, match=rf"encoder\.pt: 1 of \d+ tensors hold NaN or inf .*state_dict\.{name}"):
+        load_encoder_checkpoint(tmp_path / "encoder.pt")
 
 
 def _free_port() -> int:

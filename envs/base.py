@@ -129,9 +129,14 @@ class TabletopEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
         """Apply ``action`` (7,) for one control period (0.1 s)."""
         if self._start_state is None:
             raise RuntimeError("call reset() before step(): no reset has succeeded yet")
-        action = np.asarray(action, dtype=np.float64)
-        if action.shape != (ACTION_DIM,) or not np.isfinite(action).all():
-            raise ValueError(f"action must be a finite array of shape ({ACTION_DIM},), got {action!r}")
+        try:
+            values = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = None
+        if values is None or values.shape != (ACTION_DIM,) or not np.isfinite(values).all():
+            shown = " ".join(repr(action).split())[:200]
+            raise ValueError(f"action must be a finite array of shape ({ACTION_DIM},), got {shown}")
+        action = values
         self.sim.step(action)
         info = self._info()
         return self._observation(), float(info["is_success"]), False, False, info

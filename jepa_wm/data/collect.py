@@ -36,6 +36,7 @@ import jepa_wm
 from jepa_wm.data.formats import DatasetSummary
 from jepa_wm.data.hdf5 import META_ATTR, Episode
 from jepa_wm.data.store import EpisodeStore, parts_dir, saved_episodes, write_part
+from jepa_wm.workers import exit_with_parent, parent_alive
 
 log = logging.getLogger(__name__)
 
@@ -287,21 +288,15 @@ _PARENT = 0  # pid of the main process, seen from a worker
 
 def _init_worker(config: CollectionConfig) -> None:
     global _WORKER, _PARENT
+    _PARENT = os.getppid()
+    exit_with_parent(_PARENT)  # if the main process is killed, stop now rather than run the queued tasks
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
-    _WORKER, _PARENT = EpisodeRunner(config), os.getppid()
-    threading.Thread(target=_exit_when_orphaned, daemon=True).start()
-
-
-def _exit_when_orphaned() -> None:
-    # If the main process was killed, stop now rather than run the tasks still queued.
-    while os.getppid() == _PARENT:
-        time.sleep(0.2)
-    os._exit(1)
+    _WORKER = EpisodeRunner(config)
 
 
 def _worker_run(index: int) -> PartResult:
     assert _WORKER is not None, "worker process was not initialised"
-    if os.getppid() != _PARENT:
+    if not parent_alive(_PARENT):
         os._exit(1)
     return _WORKER.run_to_part(index)
 

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -88,8 +88,8 @@ class LatentModel:
 
     def encode(self, obs: Observation) -> Tensor:
         """The observation's latent ``(N, D)``, cached while the same image comes back."""
-        image = obs["image"]
-        if self._last is None or self._last[0] is not image:
+        image = obs.get("image") if isinstance(obs, Mapping) else None
+        if image is None or self._last is None or self._last[0] is not image:
             check_observation(obs, self.image_hw)
             with torch.no_grad():
                 self._last = (image, self.world_model.encode(image_tensor(image)))  # (N, D)

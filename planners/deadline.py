@@ -10,9 +10,10 @@ The sizing rule (adaptive chunking):
 
 * A chunk of ``B`` candidates is predicted to take ``(a + b * B) * m`` seconds: ``a`` (the
   overhead of a cost call) and ``b`` (the time per candidate) are fitted by least squares,
-  non-negative, to the last :data:`WINDOW` chunks, and the margin ``m >= 1`` is the
-  :data:`QUANTILE` of their measured over fitted times, so that a noisy machine makes the
-  prediction cautious.
+  non-negative, to the last :data:`WINDOW` chunks but their slowest :data:`TRIM` (relative to
+  a first fit: the stalls of a loaded machine, which no chunk size avoids), and the margin
+  ``m >= 1`` is the :data:`QUANTILE` of the kept chunks' measured over fitted times, so that
+  a noisy machine makes the prediction cautious.
 * The next chunk is the largest ``B`` predicted to take at most :data:`FRACTION` of the time
   left, so the chunks shrink geometrically toward the deadline; a single candidate may use
   all the time left. When not even one is predicted to fit, the search stops.
@@ -35,8 +36,10 @@ FRACTION = 0.5
 WINDOW = 32
 #: quantile of measured over fitted chunk times that predictions are scaled by.
 QUANTILE = 0.9
+#: share of the timings, the slowest relative to the fit, left out of it.
+TRIM = 0.1
 #: seconds after which a chunk timing is forgotten.
-MAX_AGE_S = 30.0
+MAX_AGE_S = 10.0
 
 
 class DeadlineReached(Exception):
@@ -73,24 +76,17 @@ class ChunkTimes:
 
     def _fit(self) -> tuple[float, float, float] | None:
         """Overhead ``a`` and time per candidate ``b`` (seconds, ``>= 0``) and the margin ``m >= 1``;
-        ``None`` without recent timings."""
+        ``None`` without recent timings. The slowest :data:`TRIM` of the timings relative to a
+        first fit (stalls of a loaded machine, which chunk sizes cannot avoid) are left out."""
         seen = self._recent()
         if not seen:
             return None
-        n = len(seen)
-        mean_s, mean_t = sum(s for s, _ in seen) / n, sum(t for _, t in seen) / n
-        var_s = sum((s - mean_s) ** 2 for s, _ in seen)
-        if var_s == 0:  # one size seen: all of it counted per candidate
-            a, b = 0.0, mean_t / mean_s
-        else:
-            b = sum((s - mean_s) * (t - mean_t) for s, t in seen) / var_s
-            a = mean_t - b * mean_s
-            if a < 0:  # through the origin
-                a, b = 0.0, sum(s * t for s, t in seen) / sum(s * s for s, _ in seen)
-            elif b < 0:  # no slower with more candidates: all overhead
-                a, b = mean_t, 0.0
-        ratios = sorted(t / max(a + b * s, 1e-9) for s, t in seen)
-        return a, b, max(1.0, ratios[math.ceil(QUANTILE * n) - 1])
+        a, b = _line(seen)
+        ratios = sorted((t / max(a + b * s, 1e-9), s, t) for s, t in seen)
+        kept = [(s, t) for _, s, t in ratios[: len(seen) - math.floor(TRIM * len(seen))]]
+        a, b = _line(kept)
+        ratios = sorted(t / max(a + b * s, 1e-9) for s, t in kept)
+        return a, b, max(1.0, ratios[math.ceil(QUANTILE * len(kept)) - 1])
 
     def predict(self, size: int) -> float | None:
         """Seconds ``size`` candidates are predicted to take; ``None`` without recent timings."""
@@ -126,3 +122,19 @@ class ChunkTimes:
         if one > left:
             raise DeadlineReached
         return max(self.largest_within(FRACTION * left, wanted), 1)
+
+
+def _line(seen: list[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares ``seconds ~ a + b * size`` over ``(size, seconds)`` pairs, with ``a, b >= 0``."""
+    n = len(seen)
+    mean_s, mean_t = sum(s for s, _ in seen) / n, sum(t for _, t in seen) / n
+    var_s = sum((s - mean_s) ** 2 for s, _ in seen)
+    if var_s == 0:  # one size seen: all of it counted per candidate
+        return 0.0, mean_t / mean_s
+    b = sum((s - mean_s) * (t - mean_t) for s, t in seen) / var_s
+    a = mean_t - b * mean_s
+    if a < 0:  # through the origin
+        return 0.0, sum(s * t for s, t in seen) / sum(s * s for s, _ in seen)
+    if b < 0:  # no slower with more candidates: all overhead
+        return mean_t, 0.0
+    return a, b

@@ -29,7 +29,7 @@ def test_script_writes_each_planners_overshoot_at_each_budget(tmp_path, monkeypa
     assert [(r["planner"], r["budget_s"]) for r in rows] == [("cem_cpu", 0.02), ("cem_cpu", 0.04),
                                                               ("gradient", 0.02), ("gradient", 0.04)]
     for row in rows:
-        assert row["calls"] == 2 and row["timed_out"] == 1.0 and row["candidates"] >= 1
+        assert row["calls"] == 2 and row["timed_out"] == 1.0 and 0 <= row["unevaluated"] <= 2
         assert row["median"] <= row["p95"] <= row["p99"] <= row["max"] < 10  # within 10 budgets even when loaded
     table = (tmp_path / "deadline.md").read_text()
     assert "| cem_cpu | 0.02 | 2 |" in table and "benchmark_deadline.py" in table

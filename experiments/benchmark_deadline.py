@@ -7,8 +7,10 @@ rollouts and the cost terms of the task's recipe; the observation is encoded bef
 the MPC loop does) or, with ``cost=synthetic``, a quadratic that sleeps a set time per call and per
 candidate. It reports the overshoot ``(elapsed - budget) / budget`` (median, p95, p99, max; negative:
 the call returned early), the share of calls the budget cut short, the candidates evaluated per
-call and the calls where not even one candidate fitted. Writes ``deadline.json`` (figures, config,
-machine) and ``deadline.md`` (the table and the command) into the hydra run directory.
+call, the calls where not even one candidate fitted, and the longest wait of a call (wall-clock
+minus this process's CPU time: with ``threads=1`` and the model cost, how long a shared machine
+left the process off the CPU, which no deadline can prevent). Writes ``deadline.json`` (figures,
+config, machine) and ``deadline.md`` (the table and the command) into the hydra run directory.
 
 Examples::
 
@@ -56,22 +58,24 @@ def overshoot_stats(elapsed_s: Sequence[float], budget_s: float) -> dict[str, fl
             "p99": float(np.percentile(over, 99)), "max": float(over.max())}
 
 
-def summarize(elapsed_s: Sequence[float], results: Sequence[PlanResult], budget_s: float) -> dict[str, Any]:
-    """One table row: the overshoot figures and what the calls did."""
+def summarize(elapsed_s: Sequence[float], cpu_s: Sequence[float], results: Sequence[PlanResult],
+              budget_s: float) -> dict[str, Any]:
+    """One table row: the overshoot figures, what the calls did and their longest wait off the CPU."""
     return {**overshoot_stats(elapsed_s, budget_s),
             "timed_out": float(np.mean([r.timed_out for r in results])),
             "candidates": float(np.median([r.evaluated for r in results])),
-            "unevaluated": int(sum(r.timed_out and r.evaluated == 0 for r in results))}
+            "unevaluated": int(sum(r.timed_out and r.evaluated == 0 for r in results)),
+            "max_wait_s": float(np.max(np.asarray(elapsed_s) - np.asarray(cpu_s)))}
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as a markdown table, overshoots in percent of the budget."""
-    lines = ["| planner | budget (s) | calls | median | p95 | p99 | max | cut short | candidates/call | none fitted |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| planner | budget (s) | calls | median | p95 | p99 | max | cut short | candidates/call | none fitted "
+             "| max wait (ms) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['planner']} | {r['budget_s']:g} | {r['calls']} | {r['median']:+.1%} | {r['p95']:+.1%} "
                      f"| {r['p99']:+.1%} | {r['max']:+.1%} | {r['timed_out']:.0%} | {r['candidates']:g} "
-                     f"| {r['unevaluated']} |")
+                     f"| {r['unevaluated']} | {1000 * r['max_wait_s']:.0f} |")
     return "\n".join(lines)
 
 
@@ -114,19 +118,20 @@ def synthetic_costs(cfg: DictConfig, action_dim: int, device: torch.device) -> l
 
 
 def time_calls(planner_settings: dict[str, Any], budget_s: float, costs: list[CostMaker], cfg: DictConfig,
-               device: torch.device) -> tuple[list[float], list[PlanResult]]:
-    """Wall seconds and results of the timed plan() calls of a fresh planner with ``budget_s``."""
+               device: torch.device) -> tuple[list[float], list[float], list[PlanResult]]:
+    """Wall and CPU seconds and results of the timed plan() calls of a fresh planner with ``budget_s``."""
     settings = {**planner_settings, "config": {**planner_settings["config"], "time_budget_s": budget_s}}
     planner = instantiate(settings, seed=cfg.seed, device=device)
-    elapsed, results = [], []
+    elapsed, cpu, results = [], [], []
     for call in range(cfg.warmup + cfg.calls):
         cost_fn = costs[call % len(costs)]()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = planner.plan(cost_fn)
         if call >= cfg.warmup:
             elapsed.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             results.append(result)
-    return elapsed, results
+    return elapsed, cpu, results
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="benchmark_deadline")
@@ -148,9 +153,9 @@ def main(cfg: DictConfig) -> None:
             costs = (model_costs(plan, device, cfg.observations) if cfg.cost == "model" else
                      synthetic_costs(cfg, instantiate(plan["planner"]["action_space"]).dim, device))
         for budget in cfg.budgets:
-            elapsed, results = time_calls(plan["planner"], float(budget), costs, cfg, device)
+            elapsed, cpu, results = time_calls(plan["planner"], float(budget), costs, cfg, device)
             rows.append({"planner": name, "budget_s": float(budget), "calls": cfg.calls,
-                         **summarize(elapsed, results, float(budget))})
+                         **summarize(elapsed, cpu, results, float(budget))})
             r = rows[-1]
             log.info("%s at %g s: overshoot median %+.1f%%, p95 %+.1f%%, p99 %+.1f%%, max %+.1f%%; %.0f%% cut "
                      "short, %g candidates per call", name, budget, 100 * r["median"], 100 * r["p95"],
@@ -163,7 +168,10 @@ def main(cfg: DictConfig) -> None:
                "threads": torch.get_num_threads(), "device": str(device), "cpu_native_bf16": cpu_has_native_bf16()}
     (out / "deadline.json").write_text(json.dumps({"config": OmegaConf.to_container(cfg, resolve=True),
                                                    "machine": machine, "command": command, "rows": rows}, indent=1))
-    (out / "deadline.md").write_text(f"`{command}`\n\n{table}\n")
+    (out / "deadline.md").write_text(
+        f"`{command}`\n\n{table}\n\nOvershoot: (elapsed - budget) / budget per plan() call over {cfg.calls} calls "
+        f"({cfg.cost} cost, {machine['threads']} torch threads, {device}); negative: the call returned early. "
+        "Max wait: the longest a call was off the CPU (wall-clock minus CPU time).\n")
     log.info("wrote %s and %s", out / "deadline.json", out / "deadline.md")
 
 

@@ -4,7 +4,7 @@
 keeps it until the ``with`` block ends. A second process asking for the same lock gets a
 :class:`LockedError` at once, naming the output and the holder's pid, instead of writing into the
 same files. Because the kernel drops the lock when the process exits (also on SIGKILL), a crashed
-run never leaves a stale lock behind; the lock file itself stays (it is empty but for the pid).
+run never leaves a stale lock behind (its lock file may stay, holding the pid, and is simply taken over).
 
 :class:`RunDir` is a run's output folder held that way: refused when another run's results are in
 it, removed again when the run fails before writing anything. :func:`write_text_atomic` replaces a
@@ -41,21 +41,40 @@ def hold(lock_file: str | Path, what: str) -> Iterator[Path]:
         LockedError: another live process holds it.
     """
     lock_file = Path(lock_file)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _locked_descriptor(lock_file, what)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise LockedError(f"{what} is in use by another running process (pid {holder}); wait for it to "
-                              f"end or pick another output") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield lock_file
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _locked_descriptor(lock_file: Path, what: str) -> int:
+    """An open descriptor of ``lock_file`` holding its flock; the file is the one at the path now.
+
+    A holder may unlink the lock file as it finishes (:class:`RunDir`, the collection store): a process
+    that opened the old file just before then holds a lock on a file nobody else will open, so the lock
+    counts only while the path still names the locked file; otherwise open the new one and try again.
+    """
+    while True:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise LockedError(f"{what} is in use by another running process (pid {holder}); wait for it to "
+                              f"end or pick another output") from None
+        try:
+            same = os.stat(lock_file).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
 
 
 class RunDir:

@@ -41,9 +41,8 @@ def test_lock_of_a_killed_holder_is_free(tmp_path: Path) -> None:
 
 def test_run_dir_refuses_another_runs_results_and_removes_itself_when_unused(tmp_path: Path) -> None:
     out = tmp_path / "runs" / "a"
-    with pytest.raises(RuntimeError, match="boom"):
-        with RunDir(out, "results.json"):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), RunDir(out, "results.json"):
+        raise RuntimeError("boom")
     assert not out.exists()  # failed before writing anything: nothing left behind
     with RunDir(out, "results.json") as held:
         assert held == out and (out / ".lock").exists()
@@ -59,9 +58,8 @@ def test_run_dir_refuses_another_runs_results_and_removes_itself_when_unused(tmp
 
 
 def test_run_dir_keeps_a_folder_it_did_not_create_and_refuses_a_file(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError):
-        with RunDir(tmp_path, "results.json"):
-            raise RuntimeError
+    with pytest.raises(RuntimeError), RunDir(tmp_path, "results.json"):
+        raise RuntimeError
     assert tmp_path.is_dir()
     (tmp_path / "f").write_text("keep")
     with pytest.raises(FileExistsError, match="is a file; expected a folder"):

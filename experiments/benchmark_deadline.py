@@ -170,7 +170,7 @@ def main(cfg: DictConfig) -> None:
                                                    "machine": machine, "command": command, "rows": rows}, indent=1))
     (out / "deadline.md").write_text(
         f"`{command}`\n\n{table}\n\nOvershoot: (elapsed - budget) / budget per plan() call over {cfg.calls} calls "
-        f"({cfg.cost} cost, {machine['threads']} torch threads, {device}); negative: the call returned early. "
+        f"({cfg.cost} cost, torch threads: {machine['threads']}, device: {device}); negative: the call returned early. "
         "Max wait: the longest a call was off the CPU (wall-clock minus CPU time).\n")
     log.info("wrote %s and %s", out / "deadline.json", out / "deadline.md")
 

@@ -118,8 +118,8 @@ def optimizer_step(
         finite = bad == 0
     if not bool(finite):
         optimizer.zero_grad(set_to_none=True)
-        check_finite_losses({**{k: float(v) for k, v in values.items()}, "gradient norm": float(norm)},
-                            step=step, checkpoint_dir=checkpoint_dir, what="training", force=True)
+        shown = {**{k: float(v) for k, v in values.items()}, "gradient norm": float(norm)}
+        raise _stopped(shown, step=step, checkpoint_dir=checkpoint_dir, what="training")
     optimizer.step()
     if scheduler is not None:
         scheduler.step()
@@ -133,7 +133,6 @@ def check_finite_losses(
     step: int | None,
     checkpoint_dir: str | Path | None,
     what: str = "training",
-    force: bool = False,
 ) -> None:
     """Stop training when one of ``values`` is NaN or infinite.
 
@@ -142,28 +141,32 @@ def check_finite_losses(
         step: the step they belong to.
         checkpoint_dir: the run's checkpoint folder; its newest checkpoint is named as the last good one.
         what: ``"training"`` or ``"validation"``, for the message.
-        force: raise even when every value is finite (another rank's were not).
 
     Raises:
         NonFiniteLossError: one line with the step, the values, the last good checkpoint and what to do.
     """
+    if not all(math.isfinite(value) for value in values.values()):
+        raise _stopped(values, step=step, checkpoint_dir=checkpoint_dir, what=what)
+
+
+def _stopped(
+    values: Mapping[str, float], *, step: int | None, checkpoint_dir: str | Path | None, what: str
+) -> NonFiniteLossError:
+    """The error of :func:`check_finite_losses` (all of ``values`` finite: another rank's were not)."""
     bad = [name for name, value in values.items() if not math.isfinite(value)]
-    if not bad and not force:
-        return
     shown = ", ".join(f"{name} {value:.4g}" for name, value in values.items())
     where = f"step {step}" if step is not None else "this step"
     subject = "gradient" if bad == ["gradient norm"] else "loss"
     cause = f"the {what} {subject} is not finite" + ("" if bad else " on another rank")
     last = latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    fix = "fix the cause (NaN or inf in the data, a learning rate too high) and run the same command again"
     if last is not None:
-        kept = (f"nothing was saved after the last good checkpoint {last}, which is kept; fix the cause (NaN or "
-                f"inf in the data, a learning rate too high) and run the same command again to resume from it")
+        kept = f"nothing was saved after the last good checkpoint {last}, which is kept; {fix} to resume from it"
     elif checkpoint_dir is not None:
-        kept = (f"no checkpoint had been saved in {checkpoint_dir} yet; fix the cause (NaN or inf in the data, a "
-                f"learning rate too high) and run again")
+        kept = f"no checkpoint had been saved in {checkpoint_dir} yet; {fix}"
     else:
         kept = "the weights were not updated"
-    raise NonFiniteLossError(f"training stopped at {where}: {cause} ({shown}); {kept}")
+    return NonFiniteLossError(f"training stopped at {where}: {cause} ({shown}); {kept}")
 
 
 def _optimizer_params(optimizer: Optimizer) -> Iterator[Tensor]:

@@ -12,8 +12,9 @@ The sizing rule (adaptive chunking):
   overhead of a cost call) and ``b`` (the time per candidate) are fitted by least squares,
   non-negative, to the last :data:`WINDOW` chunks but their slowest :data:`TRIM` (relative to
   a first fit: the stalls of a loaded machine, which no chunk size avoids), and the margin
-  ``m >= 1`` is the :data:`QUANTILE` of the kept chunks' measured over fitted times, so that
-  a noisy machine makes the prediction cautious.
+  ``m >= 1`` is the :data:`QUANTILE` of the kept chunks' measured over fitted times, and at
+  least the latest chunk's, so that a noisy machine makes the prediction cautious and a slow
+  spell makes the next chunk small at once.
 * The next chunk is the largest ``B`` predicted to take at most :data:`FRACTION` of the time
   left, so the chunks shrink geometrically toward the deadline; a single candidate may use
   all the time left. When not even one is predicted to fit, the search stops.
@@ -77,7 +78,8 @@ class ChunkTimes:
     def _fit(self) -> tuple[float, float, float] | None:
         """Overhead ``a`` and time per candidate ``b`` (seconds, ``>= 0``) and the margin ``m >= 1``;
         ``None`` without recent timings. The slowest :data:`TRIM` of the timings relative to a
-        first fit (stalls of a loaded machine, which chunk sizes cannot avoid) are left out."""
+        first fit (stalls of a loaded machine, which chunk sizes cannot avoid) are left out of
+        the fit; the margin is at least the latest timing's measured over fitted time."""
         seen = self._recent()
         if not seen:
             return None
@@ -86,7 +88,8 @@ class ChunkTimes:
         kept = [(s, t) for _, s, t in ratios[: len(seen) - math.floor(TRIM * len(seen))]]
         a, b = _line(kept)
         ratios = sorted(t / max(a + b * s, 1e-9) for s, t in kept)
-        return a, b, max(1.0, ratios[math.ceil(QUANTILE * len(kept)) - 1])
+        last_size, last_time = seen[-1]
+        return a, b, max(1.0, ratios[math.ceil(QUANTILE * len(kept)) - 1], last_time / max(a + b * last_size, 1e-9))
 
     def predict(self, size: int) -> float | None:
         """Seconds ``size`` candidates are predicted to take; ``None`` without recent timings."""

@@ -62,7 +62,10 @@ def test_chunk_times_are_cautious_on_a_noisy_machine_and_see_pure_overhead() -> 
     stalled = ChunkTimes(skip_first=False)
     for seconds in [0.01] * 29 + [0.5] * 3:  # three stalls in 32 chunks are left out
         stalled.add(1, seconds)
+    stalled.add(1, 0.01)  # the stalls pushed out of the fit ...
     assert stalled.predict(1) == pytest.approx(0.01)
+    stalled.add(1, 0.05)  # ... but the latest chunk, slow, makes the next one cautious at once
+    assert stalled.predict(1) == pytest.approx(0.05)
     overhead = ChunkTimes(skip_first=False)
     overhead.add(1, 0.1)
     overhead.add(10, 0.1)

@@ -33,7 +33,9 @@ import os
 import pickle
 import random
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -215,21 +217,31 @@ def save_checkpoint(
 def torch_load_plain(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(path, weights_only=True)``; CheckpointError for anything not such a file.
 
+    The zip members' CRC32 checksums are verified first (torch.load does not), so a file damaged
+    after it was written (a bad disk, an interrupted copy) is refused rather than read as garbage.
+
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError: not a torch zip file, or it holds more than tensors and plain data.
+        CheckpointError: not a torch zip file, damaged, or it holds more than tensors and plain data.
         NonFiniteError: a floating-point tensor in it holds NaN or inf.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: not a torch.save zip archive")
     try:
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path} is not a readable torch checkpoint: not a torch.save zip archive")
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+        if damaged is not None:
+            raise CheckpointError(f"{path} is damaged: the checksum of its member {damaged} does not match")
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, zipfile.BadZipFile) as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, IndexError, ValueError, struct.error,
+            zipfile.BadZipFile, zlib.error, OSError) as err:  # OSError: seeks to offsets a damaged index gives
+        if isinstance(err, (CheckpointError, PermissionError, FileNotFoundError)):
+            raise
         reason = " ".join(str(err).split())  # one line
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {reason}") from err
+        raise CheckpointError(f"{path} is not a readable torch checkpoint: {type(err).__name__}: {reason}") from err
     check_finite(payload, str(path))
     return payload
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +99,16 @@ def test_wrong_files_fail_clearly(tmp_path: Path) -> None:
         restore(checkpoint, models={"m": nn.Linear(3, 2)})
     with pytest.raises(CheckpointError, match="no optimizer state"):
         restore(checkpoint, models={}, optimizer=torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1))
+
+
+def test_a_file_damaged_after_it_was_written_is_refused_not_read_as_garbage(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path, step=1, models={"m": nn.Linear(4, 4)})
+    with zipfile.ZipFile(path) as archive:
+        member = next(i for i in archive.infolist() if "/data/" in i.filename)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[member.header_offset + 26: member.header_offset + 30])
+    raw[member.header_offset + 30 + name_len + extra_len] ^= 0x40  # one bit of one weight: still a finite float
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=rf"^{path} is damaged: the checksum of its member .*/data/\d+ does "
+                                              r"not match$"):
+        load_checkpoint(path)

@@ -12,12 +12,13 @@ The sizing rule (adaptive chunking):
   overhead of a cost call) and ``b`` (the time per candidate) are fitted by least squares,
   non-negative, to the last :data:`WINDOW` chunks but their slowest :data:`TRIM` (relative to
   a first fit: the stalls of a loaded machine, which no chunk size avoids), and the margin
-  ``m >= 1`` is the :data:`QUANTILE` of the kept chunks' measured over fitted times, and at
-  least the latest chunk's, so that a noisy machine makes the prediction cautious and a slow
-  spell makes the next chunk small at once.
+  ``m >= 1`` is the :data:`QUANTILE` of the kept chunks' measured over fitted times, so that
+  a noisy machine makes the prediction cautious.
 * The next chunk is the largest ``B`` predicted to take at most :data:`FRACTION` of the time
-  left, so the chunks shrink geometrically toward the deadline; a single candidate may use
-  all the time left. When not even one is predicted to fit, the search stops.
+  left, with ``m`` raised to the latest chunk's measured over fitted time if that is larger
+  (a slow spell makes the next chunk small at once), so the chunks shrink geometrically
+  toward the deadline; a single candidate may use all the time left. When not even one is
+  predicted to fit (with ``m`` alone), the search stops.
 * With nothing known, the next chunk is one candidate: a probe. The first chunk a planner
   ever evaluates is not timed (it carries one-time costs: lazy initialisation, caches), so
   its first two chunks are probes. Timings are kept by the planner across calls (apart for
@@ -75,11 +76,11 @@ class ChunkTimes:
             self._seen.popleft()
         return [(s, t) for s, t, _ in self._seen]
 
-    def _fit(self) -> tuple[float, float, float] | None:
-        """Overhead ``a`` and time per candidate ``b`` (seconds, ``>= 0``) and the margin ``m >= 1``;
-        ``None`` without recent timings. The slowest :data:`TRIM` of the timings relative to a
-        first fit (stalls of a loaded machine, which chunk sizes cannot avoid) are left out of
-        the fit; the margin is at least the latest timing's measured over fitted time."""
+    def _fit(self) -> tuple[float, float, float, float] | None:
+        """Overhead ``a`` and time per candidate ``b`` (seconds, ``>= 0``), the margin ``m >= 1``
+        and the latest timing's measured over fitted time; ``None`` without recent timings. The
+        slowest :data:`TRIM` of the timings relative to a first fit (stalls of a loaded machine,
+        which chunk sizes cannot avoid) are left out of the fit and the margin."""
         seen = self._recent()
         if not seen:
             return None
@@ -89,22 +90,24 @@ class ChunkTimes:
         a, b = _line(kept)
         ratios = sorted(t / max(a + b * s, 1e-9) for s, t in kept)
         last_size, last_time = seen[-1]
-        return a, b, max(1.0, ratios[math.ceil(QUANTILE * len(kept)) - 1], last_time / max(a + b * last_size, 1e-9))
+        return a, b, max(1.0, ratios[math.ceil(QUANTILE * len(kept)) - 1]), last_time / max(a + b * last_size, 1e-9)
 
     def predict(self, size: int) -> float | None:
         """Seconds ``size`` candidates are predicted to take; ``None`` without recent timings."""
         fit = self._fit()
         if fit is None:
             return None
-        a, b, margin = fit
+        a, b, margin, _ = fit
         return (a + b * size) * margin
 
     def largest_within(self, seconds: float, most: int) -> int:
-        """The largest chunk ``<= most`` predicted to take at most ``seconds`` (0 if none)."""
+        """The largest chunk ``<= most`` predicted to take at most ``seconds`` (0 if none), the
+        prediction scaled up further when the latest chunk was slower than it."""
         fit = self._fit()
         if fit is None:
             return 0
-        a, b, margin = fit
+        a, b, margin, latest = fit
+        margin = max(margin, latest)
         if (a + b) * margin > seconds:
             return 0
         return most if b == 0 else min(most, math.floor((seconds / margin - a) / b))

@@ -60,12 +60,16 @@ def test_chunk_times_are_cautious_on_a_noisy_machine_and_see_pure_overhead() -> 
         noisy.add(1, seconds)
     assert noisy.predict(1) == pytest.approx(2.0)  # without the slowest: the fit (10 / 9 s) times 2 / (10 / 9)
     stalled = ChunkTimes(skip_first=False)
-    for seconds in [0.01] * 29 + [0.5] * 3:  # three stalls in 32 chunks are left out
+    for seconds in [0.01] * 29 + [0.5] * 3:  # three stalls in 32 chunks are left out of the fit
         stalled.add(1, seconds)
-    stalled.add(1, 0.01)  # the stalls pushed out of the fit ...
     assert stalled.predict(1) == pytest.approx(0.01)
-    stalled.add(1, 0.05)  # ... but the latest chunk, slow, makes the next one cautious at once
-    assert stalled.predict(1) == pytest.approx(0.05)
+    slowing = ChunkTimes(skip_first=False)
+    for size in [1, 10] * 5:  # 0.01 s per candidate
+        slowing.add(size, 0.01 * size)
+    assert slowing.largest_within(0.1, 100) == 10
+    slowing.add(10, 0.5)  # the latest chunk took five times its prediction: the next one is five times smaller,
+    assert slowing.largest_within(0.1, 100) == 2
+    assert slowing.predict(1) == pytest.approx(0.01)  # but the search goes on (one candidate still fits)
     overhead = ChunkTimes(skip_first=False)
     overhead.add(1, 0.1)
     overhead.add(10, 0.1)

@@ -187,7 +187,11 @@ class WorldModel(nn.Module):
         self, z_context: Tensor, states: Tensor, actions: Tensor, *, past_actions: Tensor | None = None
     ) -> Tensor:
         """Open-loop prediction of the H frames after the context, ``(B, H, N, D)`` in the dtype
-        of ``z_context`` whatever the precision; see :func:`latent_rollout`."""
+        of ``z_context`` whatever the precision; see :func:`latent_rollout`. States and actions of
+        another float dtype (float64 from numpy) are cast to the latents' dtype."""
+        states, actions = states.to(z_context.dtype), actions.to(z_context.dtype)
+        if past_actions is not None:
+            past_actions = past_actions.to(z_context.dtype)
         dtype = PRECISIONS[self.precision]
         with torch.autocast(z_context.device.type, dtype=dtype, enabled=dtype is not None):
             z = latent_rollout(self.predictor, self.integration, z_context, states, actions, past_actions=past_actions)

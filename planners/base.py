@@ -332,7 +332,7 @@ class BasePlanner(ABC):
         cost_device = getattr(cost_fn, "device", None)
         if cost_device is not None:
             return torch.device(cost_device)
-        return init_mean.device if init_mean is not None else torch.device("cpu")
+        return init_mean.device if isinstance(init_mean, Tensor) else torch.device("cpu")
 
     def _initial_mean(self, init_mean: Tensor | None, device: torch.device) -> Tensor:
         """``init_mean`` ``(H, A)`` (or the default plan) as projected planned actions ``(H, P)``."""

@@ -10,7 +10,8 @@ the call returned early), the share of calls the budget cut short, the candidate
 call, the calls where not even one candidate fitted, and the longest wait of a call (wall-clock
 minus this process's CPU time: with ``threads=1`` and the model cost, how long a shared machine
 left the process off the CPU, which no deadline can prevent). Writes ``deadline.json`` (figures,
-config, machine) and ``deadline.md`` (the table and the command) into the hydra run directory.
+each call's wall-clock and CPU seconds, config, machine) and ``deadline.md`` (the table and the
+command) into the hydra run directory.
 
 Examples::
 
@@ -155,7 +156,7 @@ def main(cfg: DictConfig) -> None:
         for budget in cfg.budgets:
             elapsed, cpu, results = time_calls(plan["planner"], float(budget), costs, cfg, device)
             rows.append({"planner": name, "budget_s": float(budget), "calls": cfg.calls,
-                         **summarize(elapsed, cpu, results, float(budget))})
+                         **summarize(elapsed, cpu, results, float(budget)), "elapsed_s": elapsed, "cpu_s": cpu})
             r = rows[-1]
             log.info("%s at %g s: overshoot median %+.1f%%, p95 %+.1f%%, p99 %+.1f%%, max %+.1f%%; %.0f%% cut "
                      "short, %g candidates per call", name, budget, 100 * r["median"], 100 * r["p95"],

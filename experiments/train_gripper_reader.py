@@ -37,6 +37,7 @@ from jepa_wm.plugins.gripper_reader.train import goal_agreement, train_gripper_r
 from jepa_wm.evaluation.probe import load_probe_frames
 from jepa_wm.state_integration import StateIntegration
 from jepa_wm.training.checkpoint import NonFiniteError
+from jepa_wm.training.loop import NonFiniteLossError
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,14 @@ def main(cfg: DictConfig) -> None:
     gripper_open = StateIntegration().gripper_open
     closed = closed_labels(frames.targets["opening"], gripper_open)
     log.info("%d frames of %d episodes, %.2f closed", len(closed), len(dataset.episodes), closed.mean())
-    reader, metrics = train_gripper_reader(frames.images, closed, frames.episodes, epochs=cfg.epochs,
-                                           batch_size=cfg.batch_size, lr=cfg.lr, held_out=cfg.held_out,
-                                           seed=cfg.seed, progress=cfg.progress)
-    meta = {**metrics, "gripper_open": gripper_open, "config": OmegaConf.to_container(cfg, resolve=True),
-            "data": [summary.to_dict() for summary in dataset.summaries]}
     try:
+        reader, metrics = train_gripper_reader(frames.images, closed, frames.episodes, epochs=cfg.epochs,
+                                               batch_size=cfg.batch_size, lr=cfg.lr, held_out=cfg.held_out,
+                                               seed=cfg.seed, progress=cfg.progress)
+        meta = {**metrics, "gripper_open": gripper_open, "config": OmegaConf.to_container(cfg, resolve=True),
+                "data": [summary.to_dict() for summary in dataset.summaries]}
         out = reader.save(cfg.out, meta)
-    except NonFiniteError as err:  # a diverged training: NaN or inf weights are never written
+    except (NonFiniteLossError, NonFiniteError) as err:  # a diverged training: it stops, nothing is written
         raise SystemExit(f"error: {err}") from None
     log.info("held-out accuracy %.3f; written to %s", metrics["held_out_accuracy"], out)
 

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from jepa_wm.plugins.object_model.play import ObjectPlayConfig, collect_object_play
 from jepa_wm.plugins.object_model.train import load_object_play, train_object_dynamics
 from jepa_wm.training.checkpoint import NonFiniteError
+from jepa_wm.training.loop import NonFiniteLossError
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +36,10 @@ def main(cfg: DictConfig) -> None:
         path = collect_object_play(config, progress=cfg.progress)
         data = load_object_play(path, config.episodes)
         model, metrics = train_object_dynamics(data, **cfg.model, **cfg.train, progress=cfg.progress)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
-    meta = {"task": cfg.task, "config": OmegaConf.to_container(cfg, resolve=True),
-            "data": {"path": str(path), "episodes": config.episodes, "steps": len(data)}, **metrics}
-    try:
+        meta = {"task": cfg.task, "config": OmegaConf.to_container(cfg, resolve=True),
+                "data": {"path": str(path), "episodes": config.episodes, "steps": len(data)}, **metrics}
         out = model.save(cfg.out, meta)
-    except NonFiniteError as err:  # a diverged training: NaN or inf weights are never written
+    except (ValueError, FileNotFoundError, NonFiniteLossError, NonFiniteError) as err:  # diverged: nothing written
         raise SystemExit(f"error: {err}") from None
     log.info("object model written to %s: %s", out, {k: v for k, v in metrics.items()})
 

@@ -30,6 +30,7 @@ from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.latent_cache import build_latent_cache
 from jepa_wm.plugins.object_reader.train import load_object_frames, train_object_reader
 from jepa_wm.training.checkpoint import NonFiniteError
+from jepa_wm.training.loop import NonFiniteLossError
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +53,15 @@ def main(cfg: DictConfig) -> None:
     except (FileNotFoundError, ValueError, KeyError) as err:
         raise SystemExit(f"error: {err}") from None
     log.info("%d frames of %d episodes", len(frames.positions), len(dataset.episodes))
-    reader, metrics = train_object_reader(frames, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                          weight_decay=cfg.weight_decay, width=cfg.width, hidden=cfg.hidden,
-                                          held_out=cfg.held_out, seed=cfg.seed, progress=cfg.progress)
-    meta = {**metrics, "target": cfg.target, "encoder_fingerprint": encoder.fingerprint(), "encoder": str(cfg.encoder),
-            "config": OmegaConf.to_container(cfg, resolve=True),
-            "data": [summary.to_dict() for summary in dataset.summaries]}
     try:
+        reader, metrics = train_object_reader(frames, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                                              weight_decay=cfg.weight_decay, width=cfg.width, hidden=cfg.hidden,
+                                              held_out=cfg.held_out, seed=cfg.seed, progress=cfg.progress)
+        meta = {**metrics, "target": cfg.target, "encoder_fingerprint": encoder.fingerprint(),
+                "encoder": str(cfg.encoder), "config": OmegaConf.to_container(cfg, resolve=True),
+                "data": [summary.to_dict() for summary in dataset.summaries]}
         out = reader.save(cfg.out, meta)
-    except NonFiniteError as err:  # a diverged training: NaN or inf weights are never written
+    except (NonFiniteLossError, NonFiniteError) as err:  # a diverged training: it stops, nothing is written
         raise SystemExit(f"error: {err}") from None
     log.info("held-out xy error median %.2f cm; written to %s", metrics["held_out_xy_error_cm_median"], out)
 

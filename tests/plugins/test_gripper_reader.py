@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -10,6 +13,7 @@ from omegaconf import OmegaConf
 
 import envs
 from jepa_wm.data import HELD_OUT_SEED_START
+from jepa_wm.data.hdf5 import demo_name, init_data_group, write_demo
 from jepa_wm.planning.agent import MPCAgent
 from jepa_wm.planning.costs import Candidates, LatentEnergy, WeightedSum
 from jepa_wm.planning.episode import run_episode
@@ -17,11 +21,14 @@ from jepa_wm.planning.goals import ImageGoal, ImageGoals
 from jepa_wm.planning.latent_model import LatentModel
 from jepa_wm.planning.loading import load_planning_world_model
 from jepa_wm.planning.runner import PlanSetupError, build
+from jepa_wm.plugins.gripper_reader import train as gripper_train
 from jepa_wm.plugins.gripper_reader.cost import GripperTarget
 from jepa_wm.plugins.gripper_reader.reader import GripperReader, closed_labels
 from jepa_wm.plugins.gripper_reader.train import goal_agreement, train_gripper_reader
+from jepa_wm.training.loop import NonFiniteLossError
 from planners import SubgoalConfig
-from tests.helpers import ROOT, run_script, tiny_planner, write_tiny_world_model
+from tests.helpers import ROOT, random_episode, run_script, tiny_planner, write_tiny_world_model
+from tests.plugins.divergence import diverging
 
 IMG = 16
 SEED = HELD_OUT_SEED_START
@@ -60,6 +67,31 @@ def test_labels_and_training_reach_the_pattern(tmp_path):
         GripperReader.load(tmp_path / "other.pt")
     with pytest.raises(ValueError, match="at least 2 episodes"):
         train_gripper_reader(images[:8], closed[:8], episodes[:8], epochs=1, progress=False)
+
+
+def _episodes_file(path: Path, episodes: int = 4, steps: int = 8) -> Path:
+    """Random 16x16 pick_place episodes (the gripper opening: the state's 7th value)."""
+    with h5py.File(path, "w") as file:
+        data = init_data_group(file, {"env_name": "pick_place", "type": 2, "env_kwargs": {"image_size": IMG}},
+                               {"task": "pick_place", "seed": 0, "noise": [0.0, 0.0], "version": "test"})
+        for i in range(episodes):
+            write_demo(data, demo_name(i), random_episode(steps, seed=i, size=IMG))
+    return path
+
+
+def test_training_and_the_script_stop_at_the_first_non_finite_loss(tmp_path, monkeypatch):
+    images, closed, episodes = _frames(80)  # 64 training frames: 4 steps of 16 per epoch
+    monkeypatch.setattr(gripper_train, "GripperReader", diverging(GripperReader, at=3))
+    with pytest.raises(NonFiniteLossError, match=r"^training stopped at step 3: the training loss is not finite "
+                                                 r"\(loss nan, gradient norm nan\); the weights were not updated$"):
+        train_gripper_reader(images, closed, episodes, epochs=2, batch_size=16, progress=False)
+    data, out = _episodes_file(tmp_path / "episodes.hdf5"), tmp_path / "reader.pt"  # 27 training frames: 4 steps
+    monkeypatch.setattr(gripper_train, "GripperReader", diverging(GripperReader, at=2))
+    stopped = r"^error: training stopped at step 2: the training loss is not finite"
+    with pytest.raises(SystemExit, match=stopped) as caught:
+        run_script("train_gripper_reader.py", f"data.paths=[{data}]", "epochs=1", "batch_size=8", f"out={out}",
+                   "progress=false", monkeypatch=monkeypatch)
+    assert "\n" not in str(caught.value) and not out.exists()
 
 
 def test_gripper_target_charges_each_step_of_the_other_command():

@@ -19,13 +19,16 @@ from jepa_wm.planning.goals import ImageGoal, ImageGoals
 from jepa_wm.planning.latent_model import LatentModel
 from jepa_wm.planning.loading import load_planning_world_model
 from jepa_wm.planning.runner import PlanSetupError, build
+from jepa_wm.plugins.object_model import train as object_model_train
 from jepa_wm.plugins.object_model.dynamics import ObjectDynamics, transition_features
 from jepa_wm.plugins.object_model.model import ObjectCost, ObjectModel, ObjectRollout
 from jepa_wm.plugins.object_model.play import ObjectPlayConfig, collect_object_play
 from jepa_wm.plugins.object_model.train import load_object_play, train_object_dynamics
 from jepa_wm.plugins.object_reader.reader import ObjectReader
+from jepa_wm.training.loop import NonFiniteLossError
 from planners import SubgoalConfig
 from tests.helpers import ROOT, run_script, tiny_planner, write_tiny_world_model
+from tests.plugins.divergence import diverging
 
 IMG = 16
 
@@ -140,6 +143,21 @@ def test_script_collects_trains_and_records_its_data(tmp_path, monkeypatch):
     _model, meta = ObjectDynamics.load(out)
     assert meta["task"] == "push" and meta["data"]["episodes"] == 12 and meta["data"]["steps"] == 12 * 80
     assert meta["config"]["model"]["hidden"] == 16 and "cube_r2" in meta
+
+
+def test_training_and_the_script_stop_at_the_first_non_finite_loss(tmp_path, monkeypatch, play_file):
+    data = load_object_play(play_file)  # 32 training episodes: 2560 steps, 5 batches of 512 per epoch
+    monkeypatch.setattr(object_model_train, "ObjectDynamics", diverging(ObjectDynamics, at=3, part="members.1"))
+    with pytest.raises(NonFiniteLossError, match=r"^object model member 2 of 2: training stopped at step 3: the "
+                                                 r"training loss is not finite \(loss nan, loss_cube nan, "
+                                                 r"loss_hand inf, gradient norm nan\); the weights were not updated$"):
+        train_object_dynamics(data, members=2, hidden=8, layers=1, epochs=2, held_out=0.2, progress=False)
+    out = tmp_path / "model.pt"  # the play file holds the config's 40 episodes: nothing is collected
+    with pytest.raises(SystemExit, match=r"^error: object model member 2 of 2: training stopped at step 3: ") as caught:
+        run_script("train_object_dynamics.py", "play.episodes=40", f"play.out={play_file}", "model.hidden=8",
+                   "model.layers=1", "train.epochs=2", "train.held_out=0.2", "progress=false", f"out={out}",
+                   monkeypatch=monkeypatch)
+    assert "\n" not in str(caught.value) and not out.exists()
 
 
 def _constant_model(cube_move: float, hand_move: float) -> ObjectDynamics:

@@ -26,6 +26,7 @@ from jepa_wm.planning.latent_model import LatentModel
 from jepa_wm.planning.loading import load_planning_world_model
 from jepa_wm.planning.runner import PlanSetupError, build
 from jepa_wm.plugins.object_model.model import ObjectModel
+from jepa_wm.plugins.object_reader import train as object_reader_train
 from jepa_wm.plugins.object_reader.cost import HandPull
 from jepa_wm.plugins.object_reader.reader import ObjectReader
 from jepa_wm.plugins.object_reader.train import (
@@ -35,6 +36,7 @@ from jepa_wm.plugins.object_reader.train import (
     on_table,
     train_object_reader,
 )
+from jepa_wm.training.loop import NonFiniteLossError
 from planners import SubgoalConfig
 from tests.helpers import (
     ROOT,
@@ -44,6 +46,7 @@ from tests.helpers import (
     tiny_planner,
     write_tiny_world_model,
 )
+from tests.plugins.divergence import diverging
 
 IMG = 16
 SEED = HELD_OUT_SEED_START
@@ -98,6 +101,14 @@ def test_training_reads_the_position_and_round_trips(tmp_path: Path) -> None:
     one = ObjectFrames(frames.latents[:10], frames.positions[:10], frames.episodes[:10])
     with pytest.raises(ValueError, match="at least 2 episodes"):
         train_object_reader(one, epochs=1, progress=False)
+
+
+def test_training_stops_at_the_first_non_finite_loss(monkeypatch) -> None:
+    frames = _synthetic_frames()  # 320 training frames: 5 steps of 64 per epoch
+    monkeypatch.setattr(object_reader_train, "ObjectReader", diverging(ObjectReader, at=7, part="net"))
+    with pytest.raises(NonFiniteLossError, match=r"^training stopped at step 7: the training loss is not finite "
+                                                 r"\(loss inf, gradient norm nan\); the weights were not updated$"):
+        train_object_reader(frames, epochs=3, batch_size=64, width=4, hidden=16, held_out=0.2, progress=False)
 
 
 class _FixedReader(torch.nn.Module):
@@ -269,6 +280,17 @@ def test_script_trains_from_latent_caches_and_plan_checks_the_encoder(tmp_path: 
     setup = build(resolve(f"world_model.object_reader={out}", task="push"), cpu)
     setup.env.close()
     assert isinstance(setup.agent.model, ObjectModel) and isinstance(setup.agent.model.object_reader, ObjectReader)
+
+
+def test_script_exits_with_one_line_when_the_loss_turns_non_finite(tmp_path: Path, monkeypatch) -> None:
+    encoder, _ = write_tiny_world_model(tmp_path, img_size=IMG)
+    data, out = _file_with_objects(tmp_path / "push.hdf5"), tmp_path / "reader.pt"  # 20 training frames: 3 steps
+    monkeypatch.setattr(object_reader_train, "ObjectReader", diverging(ObjectReader, at=2, part="net"))
+    stopped = r"^error: training stopped at step 2: the training loss is not finite"
+    with pytest.raises(SystemExit, match=stopped) as caught:
+        run_script("train_object_reader.py", f"encoder={encoder}", f"data.paths=[{data}]", "epochs=1", "held_out=0.34",
+                   "batch_size=8", f"out={out}", "progress=false", monkeypatch=monkeypatch)
+    assert "\n" not in str(caught.value) and not out.exists()
 
 
 class _CopyLast(torch.nn.Module):

@@ -14,6 +14,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from jepa_wm.plugins.gripper_reader.reader import GripperReader, closed_labels
+from jepa_wm.training.loop import optimizer_step
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,11 @@ def train_gripper_reader(images: Tensor, closed: np.ndarray, episodes: np.ndarra
     A fraction ``held_out`` of the episodes (``episodes`` ``(n,)``: each frame's) is held out and
     scored after training (accuracy, and the share of closed frames there: the majority baseline).
     The reader is trained on the other episodes only, so the score is honest.
+
+    Raises:
+        ValueError: mismatched inputs, or frames of fewer than 2 episodes.
+        NonFiniteLossError: the loss or its gradient turned NaN or infinite; training stops at that
+            step (counted from 1 over all epochs), before updating the weights.
     """
     closed = np.asarray(closed, dtype=bool)
     if images.ndim != 4 or len(images) != len(closed) or len(closed) != len(episodes):
@@ -41,14 +47,14 @@ def train_gripper_reader(images: Tensor, closed: np.ndarray, episodes: np.ndarra
     labels = torch.as_tensor(closed, dtype=torch.float32)
     train_rows = torch.as_tensor(np.flatnonzero(~test))
     generator = torch.Generator().manual_seed(seed)
+    step = 0
     for _ in tqdm(range(epochs), desc="gripper reader epochs", disable=not progress):
         order = train_rows[torch.randperm(len(train_rows), generator=generator)]
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             loss = F.binary_cross_entropy_with_logits(reader(images[rows]), labels[rows])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            step += 1
+            optimizer_step(loss, optimizer, step=step)
     reader.eval()
     with torch.no_grad():
         predicted = np.concatenate([(reader(images[i : i + 512]) > 0).numpy()

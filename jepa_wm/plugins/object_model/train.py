@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from envs.interface import POS_SCALE
 from jepa_wm.plugins.object_model.play import DATASETS
 from jepa_wm.plugins.object_model.dynamics import ObjectDynamics, transition_features
+from jepa_wm.training.loop import NonFiniteLossError, optimizer_step
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,12 @@ def train_object_dynamics(data: ObjectTransitions, *, members: int = 2, hidden: 
     Returns:
         The model (eval mode) and metrics: :func:`evaluate_object_dynamics` on the held-out
         episodes, the numbers of training and held-out steps and the final training loss.
+
+    Raises:
+        ValueError: ``held_out`` outside (0, 1), or too few episodes or steps to train on.
+        NonFiniteLossError: a member's loss (``loss_cube`` + ``loss_hand``) or its gradient turned NaN
+            or infinite; training stops at that step (the message names the member and its step,
+            counted from 1), before updating the weights.
     """
     if not 0 < held_out < 1:
         raise ValueError(f"held_out must lie in (0, 1), got {held_out}")
@@ -133,11 +140,13 @@ def train_object_dynamics(data: ObjectTransitions, *, members: int = 2, hidden: 
             rows = order[(step % batches) * batch_size:(step % batches + 1) * batch_size]
             error = (member(features[rows]) - targets[rows]) ** 2  # (b, 5)
             weight = gate[rows]
-            loss = (error[:, :2] * weight[:, None]).sum() / (2 * weight.sum() + 1) + error[:, 2:].mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+            terms = {"loss_cube": (error[:, :2] * weight[:, None]).sum() / (2 * weight.sum() + 1),
+                     "loss_hand": error[:, 2:].mean()}
+            loss = terms["loss_cube"] + terms["loss_hand"]
+            try:
+                optimizer_step(loss, optimizer, scheduler=schedule, terms=terms, step=step + 1)
+            except NonFiniteLossError as err:  # the steps count per member: say which one
+                raise NonFiniteLossError(f"object model member {index + 1} of {members}: {err}") from None
             loss_value = float(loss.detach())
             if step % 200 == 0:
                 bar.set_postfix(loss=f"{loss_value:.4f}")

@@ -26,6 +26,7 @@ from jepa_wm.data.clips import EpisodeRef
 from jepa_wm.data.hdf5 import DATA
 from jepa_wm.encoders.latent_cache import LATENTS
 from jepa_wm.predictor_training import batch_to_device
+from jepa_wm.training.loop import optimizer_step
 from jepa_wm.world_model import WorldModel
 from jepa_wm.plugins.object_reader.reader import OBJECT_KEY, STATE_KEY, TABLE_XY, TABLE_Z, TARGETS, ObjectReader
 
@@ -108,6 +109,11 @@ def train_object_reader(frames: ObjectFrames, *, epochs: int = 12, batch_size: i
     The loss is the mean squared error in units of the training positions' standard deviation
     (per axis). Metrics: held-out R² per axis, the xy error's median and 90th percentile (cm),
     and the median xy error of always answering the training mean (the baseline).
+
+    Raises:
+        ValueError: mismatched frames, or frames of fewer than 2 episodes.
+        NonFiniteLossError: the loss or its gradient turned NaN or infinite; training stops at that
+            step (counted from 1 over all epochs), before updating the weights.
     """
     n = len(frames.positions)
     if frames.latents.ndim != 3 or len(frames.latents) != n or len(frames.episodes) != n:
@@ -126,14 +132,14 @@ def train_object_reader(frames: ObjectFrames, *, epochs: int = 12, batch_size: i
     reader.std.copy_(targets[train_rows].std(0).clamp_min(1e-3))
     optimizer = torch.optim.AdamW(reader.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
+    step = 0
     for _ in tqdm(range(epochs), desc="object reader epochs", disable=not progress):
         order = train_rows[torch.randperm(len(train_rows), generator=generator)]
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             loss = F.mse_loss(reader.net(frames.latents[rows].float()), (targets[rows] - reader.mean) / reader.std)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            step += 1
+            optimizer_step(loss, optimizer, step=step)
     reader.eval().requires_grad_(False)
     with torch.no_grad():
         predicted = torch.cat([reader(frames.latents[i : i + 1024]) for i in range(0, n, 1024)]).double().numpy()

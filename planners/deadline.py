@@ -38,7 +38,8 @@ FRACTION = 0.5
 WINDOW = 32
 #: quantile of measured over fitted chunk times that predictions are scaled by.
 QUANTILE = 0.9
-#: share of the timings, the slowest relative to the fit, left out of it.
+#: share of the timings (rounded up, all but one at most), the slowest relative to a first fit,
+#: left out of the fit.
 TRIM = 0.1
 #: seconds after which a chunk timing is forgotten.
 MAX_AGE_S = 10.0
@@ -86,7 +87,7 @@ class ChunkTimes:
             return None
         a, b = _line(seen)
         ratios = sorted((t / max(a + b * s, 1e-9), s, t) for s, t in seen)
-        kept = [(s, t) for _, s, t in ratios[: len(seen) - math.floor(TRIM * len(seen))]]
+        kept = [(s, t) for _, s, t in ratios[: len(seen) - min(math.ceil(TRIM * len(seen)), len(seen) - 1)]]
         a, b = _line(kept)
         ratios = sorted(t / max(a + b * s, 1e-9) for s, t in kept)
         last_size, last_time = seen[-1]

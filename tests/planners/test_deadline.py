@@ -67,7 +67,7 @@ def test_chunk_times_are_cautious_on_a_noisy_machine_and_see_pure_overhead() -> 
     for size in [1, 10] * 5:  # 0.01 s per candidate
         slowing.add(size, 0.01 * size)
     assert slowing.largest_within(0.1, 100) == 10
-    slowing.add(10, 0.5)  # the latest chunk took five times its prediction: the next one is five times smaller,
+    slowing.add(10, 0.4)  # the latest chunk took four times its prediction: the next one is four times smaller,
     assert slowing.largest_within(0.1, 100) == 2
     assert slowing.predict(1) == pytest.approx(0.01)  # but the search goes on (one candidate still fits)
     overhead = ChunkTimes(skip_first=False)

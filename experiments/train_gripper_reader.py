@@ -36,7 +36,6 @@ from jepa_wm.plugins.gripper_reader.reader import GripperReader, closed_labels
 from jepa_wm.plugins.gripper_reader.train import goal_agreement, train_gripper_reader
 from jepa_wm.evaluation.probe import load_probe_frames
 from jepa_wm.state_integration import StateIntegration
-from jepa_wm.training.checkpoint import NonFiniteError
 from jepa_wm.training.loop import NonFiniteLossError
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ def main(cfg: DictConfig) -> None:
         meta = {**metrics, "gripper_open": gripper_open, "config": OmegaConf.to_container(cfg, resolve=True),
                 "data": [summary.to_dict() for summary in dataset.summaries]}
         out = reader.save(cfg.out, meta)
-    except (NonFiniteLossError, NonFiniteError) as err:  # a diverged training: it stops, nothing is written
+    except (NonFiniteLossError, ValueError) as err:  # too few episodes, a diverged training (nothing is written)
         raise SystemExit(f"error: {err}") from None
     log.info("held-out accuracy %.3f; written to %s", metrics["held_out_accuracy"], out)
 

@@ -29,7 +29,6 @@ from jepa_wm.data.latents import usable_caches
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.latent_cache import build_latent_cache
 from jepa_wm.plugins.object_reader.train import load_object_frames, train_object_reader
-from jepa_wm.training.checkpoint import NonFiniteError
 from jepa_wm.training.loop import NonFiniteLossError
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def main(cfg: DictConfig) -> None:
                 "encoder": str(cfg.encoder), "config": OmegaConf.to_container(cfg, resolve=True),
                 "data": [summary.to_dict() for summary in dataset.summaries]}
         out = reader.save(cfg.out, meta)
-    except (NonFiniteLossError, NonFiniteError) as err:  # a diverged training: it stops, nothing is written
+    except (NonFiniteLossError, ValueError) as err:  # too few episodes, a diverged training (nothing is written)
         raise SystemExit(f"error: {err}") from None
     log.info("held-out xy error median %.2f cm; written to %s", metrics["held_out_xy_error_cm_median"], out)
 

@@ -71,8 +71,8 @@ def test_chunk_times_are_cautious_on_a_noisy_machine_and_see_pure_overhead() -> 
     assert slowing.largest_within(0.1, 100) == 2
     assert slowing.predict(1) == pytest.approx(0.01)  # but the search goes on (one candidate still fits)
     overhead = ChunkTimes(skip_first=False)
-    overhead.add(1, 0.1)
-    overhead.add(10, 0.1)
+    for size in (1, 5, 10, 20):
+        overhead.add(size, 0.1)
     assert overhead.predict(1000) == pytest.approx(0.1) and overhead.largest_within(0.2, 50) == 50
 
 

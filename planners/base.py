@@ -347,7 +347,8 @@ class BasePlanner(ABC):
                              f"got {tuple(init_mean.shape)}")
         return space.project(space.reduce(init_mean.detach().to(device, torch.float32)))
 
-    def plan(self, cost_fn: CostFunction, init_mean: Tensor | None = None) -> PlanResult:
+    def plan(self, cost_fn: CostFunction, init_mean: Tensor | None = None, *,
+             deadline: float | None = None) -> PlanResult:
         """Search a plan that minimises ``cost_fn``.
 
         Args:
@@ -355,6 +356,9 @@ class BasePlanner(ABC):
             init_mean: starting plan ``(H, A)`` (e.g. the previous plan shifted with
                 :func:`shift_plan`); held dimensions in it are ignored. ``None`` starts
                 from the action space's default action.
+            deadline: a ``time.perf_counter()`` time by which to return (e.g. the end of a
+                control period: :attr:`planners.mpc.MPCConfig.time_per_action_s`); the call
+                stops at the earlier of it and ``time_budget_s`` after the start.
 
         Returns:
             A :class:`PlanResult` with the plan ``(H, A)``, its cost and the search history.
@@ -367,9 +371,9 @@ class BasePlanner(ABC):
         budget = self.config.time_budget_s
         device = self._resolve_device(cost_fn, init_mean)
         mean = self._initial_mean(init_mean, device)  # (H, P)
-        search = Search(cost_fn, self._action_space, self.config.chunk_size,
-                        None if budget is None else start + budget, self._generator(device), device,
-                        self._chunk_times)
+        ends = [t for t in (deadline, None if budget is None else start + budget) if t is not None]
+        search = Search(cost_fn, self._action_space, self.config.chunk_size, min(ends, default=None),
+                        self._generator(device), device, self._chunk_times)
         try:
             with torch.enable_grad() if self.differentiable else torch.no_grad():
                 planned, cost = self._optimise(search, mean)

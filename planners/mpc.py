@@ -19,7 +19,9 @@ Time: a planner's ``time_budget_s`` bounds its :meth:`~planners.protocols.Planne
 only. :meth:`MPC.act` also computes the observed energy (``energy_fn``: for the world model,
 one encoder pass over the observation, twice the energy on a goal switch with a far planner)
 and builds the cost, so an action takes the budget plus that; ``MPCLog.act_times_s`` holds
-the whole. When the budget leaves no room to evaluate even one candidate, the planner returns
+the whole. ``MPCConfig.time_per_action_s`` is a deadline for the whole :meth:`MPC.act` (a
+control period): the planner gets what is left of it. When the time leaves no room to evaluate
+even one candidate, the planner returns
 its initial plan unevaluated (the warm start, else the default action); the loop executes it,
 logs a warning, and its energy is ``inf`` in the log (the sub-goal threshold does not read it).
 """
@@ -70,6 +72,10 @@ class MPCConfig:
             longer horizon, to see past the flat energy far from the goal) and else with its
             planner (coarse to fine). A switch between the two drops the last plan (no warm
             start across planners).
+        time_per_action_s: ``None`` or a deadline per :meth:`MPC.act` call (a control period):
+            the planner gets what is left of it after the observed energy was computed and
+            returns its best plan by then (the planner's own ``time_budget_s``, when also set,
+            bounds the planning call alone).
     """
 
     execute_steps: int = 1
@@ -77,10 +83,11 @@ class MPCConfig:
     warm_start_fill: Literal["default", "last"] = "default"
     arrival_energy: float | None = None
     far_energy: float | None = None
+    time_per_action_s: float | None = None
 
     def __post_init__(self) -> None:
         check_positive_int(self.execute_steps, "execute_steps")
-        for name in ("arrival_energy", "far_energy"):
+        for name in ("arrival_energy", "far_energy", "time_per_action_s"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
                 raise ValueError(f"{name} must be None or a number > 0, got {value!r}")
@@ -191,7 +198,7 @@ class MPC(Generic[Obs, G]):
         """Steps executed since :meth:`reset`."""
         return self._steps
 
-    def _replan(self, obs: Obs) -> None:
+    def _replan(self, obs: Obs, deadline: float | None) -> None:
         assert self._schedule is not None
         init = None
         if self._last_plan is not None:
@@ -201,12 +208,12 @@ class MPC(Generic[Obs, G]):
                         if self.config.warm_start_fill == "default" else None)
                 init = shift_plan(self._last_plan, self._executed, fill)  # (H, A)
         cost_fn = self.make_cost(obs, self._schedule.goal)
-        result = self.planner.plan(cost_fn, init_mean=init)
+        result = self.planner.plan(cost_fn, init_mean=init, deadline=deadline)
         plan, cost = result.actions, result.cost  # (H, A)
         unevaluated = result.timed_out and result.evaluated == 0
         if unevaluated:
-            logger.warning("step %d: the planner's time budget is below the time of one cost evaluation: "
-                           "executing its initial plan unevaluated (raise time_budget_s)", self._steps)
+            logger.warning("step %d: the time left to plan is below the time of one cost evaluation: executing "
+                           "the initial plan unevaluated (raise time_budget_s or time_per_action_s)", self._steps)
         self._device = plan.device
         self._last_plan, self._executed = plan, 0
         self._last_energy = None if unevaluated else cost  # unknown, not infinitely bad
@@ -275,6 +282,8 @@ class MPC(Generic[Obs, G]):
         if schedule is None:
             raise RuntimeError("call MPC.reset(schedule) before MPC.act")
         start = time.perf_counter()
+        per_action = self.config.time_per_action_s
+        deadline = None if per_action is None else start + per_action
         energy = self._energy(obs)
         switched = self._steps > 0 and schedule.update(energy)
         if switched:
@@ -290,7 +299,7 @@ class MPC(Generic[Obs, G]):
                 energy = float(self.energy_fn(obs, schedule.goal))
             self._use_planner(energy)
             if not self._queue:
-                self._replan(obs)
+                self._replan(obs, deadline)
             action = self._queue.pop(0)
             self._executed += 1
         self._steps += 1

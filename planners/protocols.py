@@ -75,9 +75,11 @@ class Planner(Protocol):
         """Dimensions, bounds and held values of the actions it plans."""
         ...
 
-    def plan(self, cost_fn: CostFunction, init_mean: Tensor | None = None) -> PlanResult:
+    def plan(self, cost_fn: CostFunction, init_mean: Tensor | None = None, *,
+             deadline: float | None = None) -> PlanResult:
         """Search a plan minimising ``cost_fn``, starting from ``init_mean`` ``(H, A)``
-        (the action space's default plan when ``None``)."""
+        (the action space's default plan when ``None``), returning by ``deadline`` (a
+        ``time.perf_counter()`` time) when given, as by the planner's own time budget."""
         ...
 
     def advance(self, steps: int) -> None:

@@ -247,3 +247,33 @@ def test_a_plan_the_time_budget_left_unevaluated_is_executed_and_logged(caplog) 
     np.testing.assert_array_equal(log.actions[2], np.zeros(2, dtype=np.float32))
     assert "below the time of one cost evaluation" in caplog.text
     assert log.plan_times_s[2] < 0.05 + 0.5
+
+
+def test_time_per_action_is_a_deadline_for_the_whole_step() -> None:
+    """The observed energy takes 0.2 s of a 0.6 s control period and each candidate 10 ms: every action
+    (energy + planning) is ready within the period plus a generous slack, where an unbounded plan
+    (3 x 200 candidates) takes 6 s."""
+
+    def slow_energy(obs: np.ndarray, goal: torch.Tensor) -> float:
+        time.sleep(0.2)
+        return distance_energy(obs, goal)
+
+    def slow_cost(obs: np.ndarray, goal: torch.Tensor):
+        cost = make_cost(obs, goal)
+
+        def slow(actions: torch.Tensor) -> torch.Tensor:
+            time.sleep(0.01 * len(actions))
+            return cost(actions)
+
+        return slow
+
+    planner = make_planner("cem", SPACE, seed=0, horizon=1, num_samples=200, iterations=3)
+    mpc = MPC(planner, slow_cost, MPCConfig(time_per_action_s=0.6), energy_fn=slow_energy)
+    mpc.reset(SubgoalSchedule([torch.zeros(2)]))
+    env = PointMass(start=(2.0, 1.0), goal=(0.0, 0.0))
+    log = mpc.run(env.pos.copy(), env.step, max_steps=4)
+    assert all(log.timed_out) and all(n > 0 for n in log.evaluated[2:])  # after the planner's two probes
+    assert max(log.act_times_s) < 0.6 + 0.5 and max(log.plan_times_s) < 0.4 + 0.5
+    assert np.linalg.norm(env.pos - env.goal) < np.linalg.norm(np.array([2.0, 1.0]))  # it still plans toward the goal
+    with pytest.raises(ValueError, match="time_per_action_s must be None or a number > 0, got 0"):
+        MPCConfig(time_per_action_s=0)

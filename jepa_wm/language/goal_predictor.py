@@ -1,0 +1,179 @@
+"""From a sentence and what the robot sees now to goal latents: VL-JEPA's predictor, in our encoder's space.
+
+VL-JEPA (arXiv 2512.10942) maps visual tokens plus a text query to the embedding of the answer.
+Here the answer is the goal the planner plans toward: the latents the goal images of each goal
+stage (sub-goals, then the final goal) would have under our frozen video encoder, on its token
+grid, so the planner's energy and sub-goal schedule apply to them unchanged::
+
+    >>> predictor = LanguageGoalPredictor(LanguageGoalConfig(latent_dim=192, grid_hw=(16, 8), text_dim=384))
+    >>> text = text_encoder.encode(["put the red cube on the blue pad"])   # (1, L, 384) + mask (1, L)
+    >>> goals = predictor(z_obs[None], text.features, text.mask, stages=6)  # (1, 6, N, 192)
+
+Architecture: one sequence per goal stage, ``[stage query | text tokens | observation tokens]``,
+through a stack of pre-norm transformer blocks. The stage query is a learned token per stage
+counted back from the final goal (stage ``G - 1`` is always "the final goal", so tasks with
+different numbers of sub-goals share it); text tokens are the frozen text encoder's token
+features projected to the predictor's width, with a learned position each (padding masked out as keys); observation tokens
+are the current frame's latents projected, with a learned position per grid cell. The output
+at the observation tokens is a change, added to the observation's latents: most of the scene
+does not move between now and the goal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from jepa_wm.nn.blocks import Block, init_vjepa_weights
+from jepa_wm.training.checkpoint import atomic_torch_save, load_tagged
+
+GOAL_PREDICTOR_FORMAT = "jepa_wm.language_goal_predictor.v1"
+TRAIN_COMMAND = "python experiments/train_language_goals.py"
+
+
+@dataclass(frozen=True)
+class LanguageGoalConfig:
+    """Sizes of a :class:`LanguageGoalPredictor`.
+
+    Args:
+        latent_dim: the video encoder's token width ``D``.
+        grid_hw: the encoder's token grid ``(h, w)``; ``N = h * w`` tokens per frame.
+        text_dim: the text encoder's token width.
+        max_stages: goal stages it can predict at most (sub-goals + the final goal).
+        max_words: text tokens it takes at most (each has a learned position).
+        width: the predictor's token width.
+        depth: transformer blocks.
+        num_heads: attention heads.
+        mlp_ratio: MLP hidden width over ``width``.
+        init_std: weight initialisation (V-JEPA 2's truncated normal).
+    """
+
+    latent_dim: int
+    grid_hw: tuple[int, int]
+    text_dim: int
+    max_stages: int = 8
+    max_words: int = 64
+    width: int = 128
+    depth: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in ("latent_dim", "text_dim", "max_stages", "max_words", "width", "depth", "num_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"LanguageGoalConfig.{name} must be a positive int, got {value!r}")
+        grid = tuple(self.grid_hw)
+        if len(grid) != 2 or any(not isinstance(v, int) or v < 1 for v in grid):
+            raise ValueError(f"LanguageGoalConfig.grid_hw must be two positive ints (h, w), got {self.grid_hw!r}")
+        object.__setattr__(self, "grid_hw", grid)
+        if self.width % self.num_heads:
+            raise ValueError(f"LanguageGoalConfig.width ({self.width}) must be divisible by num_heads "
+                             f"({self.num_heads})")
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per frame ``N``."""
+        return self.grid_hw[0] * self.grid_hw[1]
+
+
+class LanguageGoalPredictor(nn.Module):
+    """Goal latents of every stage from the current latents and an instruction's token features.
+
+    Args:
+        config: sizes (see :class:`LanguageGoalConfig`).
+    """
+
+    def __init__(self, config: LanguageGoalConfig) -> None:
+        super().__init__()
+        self.config = config
+        width = config.width
+        self.obs_in = nn.Linear(config.latent_dim, width)
+        self.text_in = nn.Linear(config.text_dim, width)
+        self.obs_pos = nn.Parameter(torch.zeros(config.num_tokens, width))
+        self.text_pos = nn.Parameter(torch.zeros(config.max_words, width))
+        self.stage_queries = nn.Parameter(torch.zeros(config.max_stages, width))
+        self.kinds = nn.Parameter(torch.zeros(3, width))  # query, text, observation
+        self.blocks = nn.ModuleList(Block(width, config.num_heads, mlp_ratio=config.mlp_ratio)
+                                    for _ in range(config.depth))
+        self.norm = nn.LayerNorm(width, eps=1e-6)
+        self.out = nn.Linear(width, config.latent_dim)
+        init_vjepa_weights(self, self.blocks, config.init_std)
+        for parameter in (self.obs_pos, self.text_pos, self.stage_queries, self.kinds):
+            nn.init.trunc_normal_(parameter, std=config.init_std)
+        nn.init.zeros_(self.out.weight)  # starts as "the goal looks like now"
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, obs_latents: Tensor, text: Tensor, text_mask: Tensor, stages: int) -> Tensor:
+        """Predicted goal latents.
+
+        Args:
+            obs_latents: the current frame's latents ``(B, N, D)``.
+            text: the instruction's token features ``(B, L, text_dim)``.
+            text_mask: ``(B, L)`` bool, True for real tokens (False: padding).
+            stages: goal stages to predict ``G`` (``1 <= G <= max_stages``); the last is the final goal.
+
+        Returns:
+            ``(B, G, N, D)``: the goal latents of stages ``0 .. G - 1``.
+        """
+        cfg = self.config
+        batch, tokens, _ = self._check(obs_latents, text, text_mask, stages)
+        width = cfg.width
+        # stage g is counted back from the final goal, so the final goal's query is shared by every task
+        queries = self.stage_queries[torch.arange(stages - 1, -1, -1, device=obs_latents.device)]  # (G, W)
+        query = (queries + self.kinds[0])[None, :, None].expand(batch, stages, 1, width)  # (B, G, 1, W)
+        words = self.text_in(text) + self.text_pos[: text.shape[1]] + self.kinds[1]  # (B, L, W)
+        words = words[:, None].expand(-1, stages, -1, -1)  # (B, G, L, W)
+        seen = (self.obs_in(obs_latents) + self.obs_pos + self.kinds[2])[:, None].expand(-1, stages, -1, -1)
+        x = torch.cat([query, words, seen], dim=2).flatten(0, 1)  # (B * G, 1 + L + N, W)
+        keys = torch.cat([text_mask.new_ones(batch, 1), text_mask, text_mask.new_ones(batch, tokens)], dim=1)
+        attn_mask = keys[:, None].expand(-1, stages, -1).flatten(0, 1)[:, None, None]  # (B * G, 1, 1, S)
+        for block in self.blocks:
+            x = block(x, attn_mask=attn_mask)
+        change = self.out(self.norm(x[:, -tokens:]))  # (B * G, N, D)
+        return obs_latents[:, None] + change.view(batch, stages, tokens, cfg.latent_dim)  # (B, G, N, D)
+
+    def _check(self, obs_latents: Tensor, text: Tensor, text_mask: Tensor, stages: int) -> tuple[int, int, int]:
+        cfg = self.config
+        if obs_latents.ndim != 3 or obs_latents.shape[1:] != (cfg.num_tokens, cfg.latent_dim):
+            raise ValueError(f"obs_latents must be (B, {cfg.num_tokens}, {cfg.latent_dim}) (the encoder's grid "
+                             f"{cfg.grid_hw} and width), got {tuple(obs_latents.shape)}")
+        batch = obs_latents.shape[0]
+        if text.ndim != 3 or text.shape[0] != batch or text.shape[2] != cfg.text_dim or text.shape[1] > cfg.max_words:
+            raise ValueError(f"text must be ({batch}, L <= {cfg.max_words}, {cfg.text_dim}) token features, "
+                             f"got {tuple(text.shape)}")
+        if text_mask.shape != text.shape[:2] or text_mask.dtype != torch.bool:
+            raise ValueError(f"text_mask must be bool {tuple(text.shape[:2])}, got {text_mask.dtype} "
+                             f"{tuple(text_mask.shape)}")
+        if not bool(text_mask.any(dim=1).all()):
+            raise ValueError("every instruction needs at least one token (text_mask has an all-False row)")
+        if not isinstance(stages, int) or not 1 <= stages <= cfg.max_stages:
+            raise ValueError(f"stages must be an int in [1, {cfg.max_stages}], got {stages!r}")
+        return batch, cfg.num_tokens, cfg.latent_dim
+
+    def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+        """Write the weights, config and ``meta`` (encoders' fingerprints, data, training config) to ``path``."""
+        return atomic_torch_save({"format": GOAL_PREDICTOR_FORMAT, "config": asdict(self.config),
+                                  "state_dict": self.state_dict(), "meta": meta or {}}, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[LanguageGoalPredictor, dict[str, Any]]:
+        """The predictor at ``path`` (eval mode) and its ``meta``.
+
+        Raises:
+            FileNotFoundError: no file (the message says how to train one).
+            ValueError: not a language-goal predictor, or weights that do not fit its config or are not finite.
+        """
+        state = load_tagged(path, GOAL_PREDICTOR_FORMAT, "language-goal predictor", f"{TRAIN_COMMAND} out={path}")
+        config = LanguageGoalConfig(**{**state["config"], "grid_hw": tuple(state["config"]["grid_hw"])})
+        predictor = cls(config)
+        try:
+            predictor.load_state_dict(state["state_dict"])
+        except RuntimeError as err:
+            raise ValueError(f"{path}: the weights do not fit its config ({' '.join(str(err).split())[:300]})") from None
+        return predictor.eval(), dict(state.get("meta") or {})

@@ -2,6 +2,9 @@
 
 Pads and markers are mocap bodies, so a task moves them per episode without recompiling and
 their poses are part of the simulator state (:data:`mujoco.mjtState.mjSTATE_INTEGRATION`).
+A task whose scenes show some of its props per episode parks the others out of every camera's
+view (:func:`parking_xy`: cubes rest on the table's near edge, behind and below the cameras;
+pads lie under the table), so the parked props stay part of the simulator state as well.
 """
 
 from __future__ import annotations
@@ -16,18 +19,35 @@ COLORS: dict[str, tuple[float, float, float, float]] = {
     "green": (0.16, 0.68, 0.22, 1.0),
     "blue": (0.14, 0.32, 0.90, 1.0),
     "yellow": (0.95, 0.80, 0.10, 1.0),
+    # Spare colours for larger palettes (checked apart from the four above and the table in 64 px renders).
+    "purple": (0.55, 0.18, 0.75, 1.0),
+    "orange": (1.00, 0.50, 0.05, 1.0),
+    "cyan": (0.10, 0.80, 0.85, 1.0),
 }
 CUBE_HALF = 0.025  # m, half the side of every cube
 CUBE_MASS = 0.1  # kg
 PAD_HALF = 0.05  # m, half the side of a square target pad
 PAD_THICKNESS = 0.001  # m, half height of the (visual-only) pad slab
 MARKER_RADIUS = 0.02  # m
+# Parked cubes sit in a row along the table's near edge (y = -0.52, out of every camera's view,
+# outside the arm's workspace), PARKING_STEP apart; parked pads lie under the table top.
+PARKING_Y = -0.52  # m
+PARKING_STEP = 0.08  # m
+PARKING_SLOTS = 13  # slots centred on x = 0: x in [-0.48, 0.48]
+PARKED_PAD_Z = -0.3  # m, under the table (its top is z = 0, its bottom z = -0.1)
 
 
 def _check_color(color: str) -> tuple[float, float, float, float]:
     if color not in COLORS:
         raise ValueError(f"unknown colour {color!r}; expected one of {sorted(COLORS)}")
     return COLORS[color]
+
+
+def parking_xy(slot: int) -> tuple[float, float]:
+    """Where the ``slot``-th parked cube rests, ``(x, y)`` on the table, out of every camera's view."""
+    if not 0 <= slot < PARKING_SLOTS:
+        raise ValueError(f"parking slot must be in [0, {PARKING_SLOTS}), got {slot}")
+    return ((slot - (PARKING_SLOTS - 1) / 2) * PARKING_STEP, PARKING_Y)
 
 
 def cube_name(color: str) -> str:

@@ -27,7 +27,14 @@ from envs.scene.arm import (
     WORKSPACE_HIGH,
     WORKSPACE_LOW,
 )
-from envs.scene.props import CUBE_HALF, cube_name, marker_name, pad_name
+from envs.scene.props import (
+    CUBE_HALF,
+    PARKED_PAD_Z,
+    cube_name,
+    marker_name,
+    pad_name,
+    parking_xy,
+)
 
 CONTROL_HZ = 10  # env steps per simulated second
 SUBSTEPS = round(1.0 / (CONTROL_HZ * TIMESTEP))  # physics steps per env step (20)
@@ -206,6 +213,14 @@ class TabletopSim:
     def set_pad(self, color: str, xy: np.ndarray) -> None:
         """Move the pad of ``color`` to ``xy`` on the table."""
         self.data.mocap_pos[self.ids.pad_mocap[color], :2] = xy
+
+    def park_cube(self, color: str, slot: int) -> None:
+        """Take the cube of ``color`` out of the scene: at rest in parking ``slot``, out of every camera's view."""
+        self.place_cube(color, np.array(parking_xy(slot)))
+
+    def park_pad(self, color: str) -> None:
+        """Take the pad of ``color`` out of the scene: under the table (the next :meth:`reset` puts it back on top)."""
+        self.data.mocap_pos[self.ids.pad_mocap[color]] = (0.0, 0.0, PARKED_PAD_Z)
 
     def pad_pos(self, color: str) -> np.ndarray:
         """Centre of the pad of ``color`` ``(3,)``."""

@@ -45,7 +45,7 @@ LANG_HELD_OUT_PAIRS = (("red", "green"), ("green", "red"), ("blue", "yellow"), (
 
 def _colours(value: Any, what: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Sequence):
-        raise ValueError(f"{what} must be a list of colour names, got {value!r}")
+        raise TypeError(f"{what} must be a list of colour names, got {value!r}")
     colours = tuple(value)
     unknown = [c for c in colours if c not in COLORS]
     if not colours or unknown or len(set(colours)) != len(colours):
@@ -88,7 +88,7 @@ class SceneSettings:
                                  f"got {list(palette)}")
         held = self.held_out_pairs
         if isinstance(held, str) or not isinstance(held, Sequence):
-            raise ValueError(f"held_out_pairs must be a list of [cube, pad] colour pairs, got {held!r}")
+            raise TypeError(f"held_out_pairs must be a list of [cube, pad] colour pairs, got {held!r}")
         pairs = []
         for pair in held:
             if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
@@ -201,7 +201,7 @@ class PickPlaceMultiEnv(PickPlaceEnv):
         """The pairs present in this scene that ``settings.pairs`` allows (e.g. training's hard negatives)."""
         return tuple(pair for pair in self.scene_pairs if self.settings.allows(*pair))
 
-    def goal_images_for(self, object: str, target: str, every: int | None = None) -> GoalImages:  # noqa: A002
+    def goal_images_for(self, object: str, target: str, every: int | None = None) -> GoalImages:
         """Goal images of another instruction in this episode's scene: the clean expert putting the
         ``object`` cube on the ``target`` pad from the episode's start state (cached like
         :meth:`goal_images`, which this is for the episode's own pair)."""
@@ -243,7 +243,7 @@ class PickPlaceMultiEnv(PickPlaceEnv):
         self._other_goals = {}
         return f"put the {self.object} cube on the {self.target} pad"
 
-    def _choose_pair(self, object: str | None, target: str | None) -> tuple[str, str]:  # noqa: A002
+    def _choose_pair(self, object: str | None, target: str | None) -> tuple[str, str]:
         """The instruction's pair: the requested colours, the rest drawn among the allowed pairs
         (the cube first, then a pad it may go on)."""
         for requested, palette, what in ((object, self.cubes, "object"), (target, self.pads, "target")):

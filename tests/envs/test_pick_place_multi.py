@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import warnings
 
@@ -22,6 +23,7 @@ from envs.tasks.pick_place_multi import LANG_HELD_OUT_PAIRS, PAD_GAP, SceneSetti
 # Record again with `python -m tests.envs.test_pick_place_multi` in a checkout of that commit.
 DEFAULT_SCENE_DIGEST = "61e51ac98bfce7936d1941fd54c60075f6bec9955a2f780a7a1f2649c12866b3"
 LANG = {"palette": "lang"}
+BOX_CORNERS = np.array(list(itertools.product((-1.0, 1.0), repeat=3)))  # (8, 3)
 
 
 def default_scene_digest() -> str:
@@ -131,11 +133,14 @@ def test_props_lie_apart_in_view_and_absent_ones_are_parked_out_of_sight(lang_en
         assert dists.min() >= MIN_DIST and np.abs(centres).max() <= LAYOUT_HALF
         gaps = np.abs(pads[:, None, :2] - pads[None, :, :2]).max(axis=-1) + np.eye(len(pads))
         assert gaps.min() >= 2 * PAD_HALF + PAD_GAP  # pads never overlap
+        shown = np.concatenate([(cubes[:, None] + CUBE_HALF * BOX_CORNERS).reshape(-1, 3),
+                                (pads[:, None] + PAD_HALF * BOX_CORNERS * (1, 1, 0)).reshape(-1, 3)])
+        for camera in CAMERAS:  # every present prop lies whole inside every camera's image
+            pixels = project(env.sim, camera, shown, 64)
+            assert np.all((pixels >= 0) & (pixels <= 64)), camera
         for color in set(env.cubes) - set(env.scene_cubes):
-            corners = env.sim.cube_pos(color) + CUBE_HALF * np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1)
-                                                                       for z in (-1, 1)])
             for camera in CAMERAS:
-                pixels = project(env.sim, camera, corners, 64)
+                pixels = project(env.sim, camera, env.sim.cube_pos(color) + CUBE_HALF * BOX_CORNERS, 64)
                 assert not np.any(np.all((pixels >= 0) & (pixels <= 64), axis=-1)), (color, camera)
         for color in set(env.pads) - set(env.scene_pads):
             assert env.sim.pad_pos(color)[2] == PARKED_PAD_Z  # under the table top
@@ -183,6 +188,19 @@ def test_expert_puts_the_named_cube_on_the_named_pad_in_three_by_three_scenes(se
     for color, start in others.items():  # the distractors stayed where they were
         np.testing.assert_allclose(env.unwrapped.sim.cube_pos(color)[:2], start[:2], atol=0.01)
     env.close()
+
+
+def test_clean_expert_solves_95_percent_of_three_by_three_scenes() -> None:
+    env = envs.make("pick_place_multi", **LANG, pairs="all")
+    successes = []
+    for seed in range(20):
+        env.reset(seed=seed)
+        expert, truncated = env.unwrapped.make_expert(), False
+        while not truncated:
+            _, _, _, truncated, info = env.step(expert.act())
+        successes.append(info["is_success"])
+    env.close()
+    assert np.mean(successes) >= 0.95, f"the expert solved {sum(successes)}/20"
 
 
 def test_goal_images_for_another_pair_of_the_same_scene(caplog: pytest.LogCaptureFixture) -> None:

@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 from envs.scene import CAMERAS
-from envs.scene.props import CUBE_HALF, PAD_HALF, PARKED_PAD_Z
+from envs.scene.props import CUBE_HALF, PAD_HALF, PAD_THICKNESS, PARKED_PAD_Z
 from envs.scene.view import project
 from envs.tasks.pick_place import LAYOUT_HALF, MIN_DIST
 from envs.tasks.pick_place_multi import LANG_HELD_OUT_PAIRS, PAD_GAP, SceneSettings, sample_layout
@@ -131,6 +131,7 @@ def test_props_lie_apart_in_view_and_absent_ones_are_parked_out_of_sight(lang_en
         centres = np.concatenate([cubes[:, :2], pads[:, :2]])
         dists = np.linalg.norm(centres[:, None] - centres[None], axis=-1) + np.eye(len(centres))
         assert dists.min() >= MIN_DIST and np.abs(centres).max() <= LAYOUT_HALF
+        assert np.all(pads[:, 2] == PAD_THICKNESS) and np.allclose(cubes[:, 2], CUBE_HALF)  # on the table
         gaps = np.abs(pads[:, None, :2] - pads[None, :, :2]).max(axis=-1) + np.eye(len(pads))
         assert gaps.min() >= 2 * PAD_HALF + PAD_GAP  # pads never overlap
         shown = np.concatenate([(cubes[:, None] + CUBE_HALF * BOX_CORNERS).reshape(-1, 3),

@@ -87,8 +87,14 @@ class Scene:
 
     @classmethod
     def of_env(cls, env: Any) -> Scene:
-        """The colours of an environment instance (``gymnasium`` wrappers are looked through)."""
-        return cls._of(getattr(env, "unwrapped", env), type(env).__name__)
+        """The colours of an environment instance's current scene (``gymnasium`` wrappers are looked
+        through): the cubes and pads drawn for this episode where the env draws a scene from a palette
+        (pick_place_multi's ``scene_cubes`` and ``scene_pads``), else all of its colours."""
+        unwrapped = getattr(env, "unwrapped", env)
+        cubes, pads = getattr(unwrapped, "scene_cubes", None), getattr(unwrapped, "scene_pads", None)
+        if cubes and pads:
+            return cls(objects=tuple(cubes), targets=tuple(pads))
+        return cls._of(unwrapped, type(env).__name__)
 
     @classmethod
     def _of(cls, env: Any, what: str) -> Scene:

@@ -197,3 +197,14 @@ def test_episode_roles_reads_the_env_or_its_only_props() -> None:
     push = SimpleNamespace(unwrapped=SimpleNamespace(cubes=("red",), pads=("blue",)))
     assert episode_roles(push) == ("red", "blue")
     assert episode_roles(SimpleNamespace(markers=("red",))) == (None, "red")
+
+
+def test_scene_of_an_env_is_the_episode_scene_not_the_palette() -> None:
+    import envs
+
+    env = envs.make("pick_place_multi", image_size=16, palette="lang")
+    env.reset(seed=3)
+    scene = Scene.of_env(env)
+    assert scene.objects == tuple(env.unwrapped.scene_cubes) and scene.targets == tuple(env.unwrapped.scene_pads)
+    assert len(scene.objects) == 3 and len(env.unwrapped.cubes) == 4  # 3 of the palette's 4 cube colours
+    env.close()

@@ -5,6 +5,8 @@ Examples::
     python experiments/collect.py task=pick_place episodes=200 workers=2 out=data/pick_place.hdf5
     python experiments/collect.py task=reach episodes=50 noise=0.1 seed=0 task.image_size=96
     python experiments/collect.py task=push episodes=20 task.max_episode_steps=40
+    # pick_place_multi's language scene (3 of 4 cubes and pads, held-out pairs never drawn)
+    python experiments/collect.py task=pick_place_multi task.palette=lang episodes=200 out=data/ppm_lang.hdf5
 
 Interrupting (Ctrl-C, SIGTERM, even SIGKILL) leaves a valid file with every finished episode;
 running the same command again resumes up to ``episodes``, as it does after a full disk. Episode
@@ -20,7 +22,7 @@ import logging
 import sys
 
 import hydra
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from jepa_wm.data import CollectionConfig, CollectionDiskFull, CollectionInterrupted, collect
 from jepa_wm.locks import LockedError
@@ -42,6 +44,8 @@ def main(cfg: DictConfig) -> None:
             image_size=cfg.task.image_size,
             camera=cfg.task.camera,
             max_episode_steps=cfg.task.max_episode_steps,
+            env_options={key: value for key, value in OmegaConf.to_container(cfg.task, resolve=True).items()
+                         if key not in ("name", "image_size", "camera", "max_episode_steps") and value is not None},
         )
         summary = collect(config, progress=cfg.progress)
     except CollectionInterrupted as err:

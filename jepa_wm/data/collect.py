@@ -21,7 +21,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -56,6 +56,8 @@ class CollectionConfig:
             episode's level uniformly (seeded by the episode seed) for more diverse data.
         workers: parallel worker processes; 1 collects in this process.
         image_size, camera, max_episode_steps: env arguments; None keeps the task default.
+        env_options: the task's other env arguments (e.g. pick_place_multi's scene: ``palette``,
+            ``pairs``); recorded in the file's header, so a file of another scene is refused.
     """
 
     task: str
@@ -67,6 +69,7 @@ class CollectionConfig:
     image_size: int | None = None
     camera: str | None = None
     max_episode_steps: int | None = None
+    env_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, minimum in (("episodes", 1), ("workers", 1), ("seed", 0)):
@@ -78,6 +81,9 @@ class CollectionConfig:
             raise ValueError(f"camera must be a camera name or None, got {self.camera!r}")
         if not isinstance(self.task, str):
             raise ValueError(f"task must be a task name, got {self.task!r}")
+        if not isinstance(self.env_options, Mapping) or not all(isinstance(k, str) for k in self.env_options):
+            raise ValueError(f"env_options must map env argument names to values, got {self.env_options!r}")
+        object.__setattr__(self, "env_options", dict(self.env_options))
         if not isinstance(self.out, str | os.PathLike):
             raise ValueError(f"out must be the path of an .hdf5 collection file, got {self.out!r}")
         noise = self.noise if isinstance(self.noise, tuple | list) else (self.noise, self.noise)
@@ -99,7 +105,8 @@ class CollectionConfig:
     def env_kwargs(self) -> dict[str, Any]:
         """Arguments for ``envs.make`` (only those set)."""
         names = ("image_size", "camera", "max_episode_steps")
-        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        return {**{name: getattr(self, name) for name in names if getattr(self, name) is not None},
+                **self.env_options}
 
     def episode_noise(self, index: int) -> float:
         """Noise level of episode ``index``."""
@@ -235,6 +242,7 @@ class EpisodeRunner:
             "image_size": int(env.unwrapped.image_size),
             "camera": str(env.unwrapped.camera),
             "max_episode_steps": int(env.spec.max_episode_steps),
+            **cfg.env_options,  # none for the tasks' defaults: their headers are as before
         }
         env_args = {"env_name": env.spec.id, "type": GYM_ENV_TYPE, "env_kwargs": env_kwargs}
         settings = {"task": cfg.task, "seed": cfg.seed, "noise": list(cfg.noise)}

@@ -149,3 +149,27 @@ def test_task_configs_match_the_registry():
             assert cfg.task.name == name and cfg.out == f"data/{name}.hdf5"
             config = CollectionConfig(task=cfg.task.name, episodes=cfg.episodes, out=cfg.out, noise=cfg.noise)
             assert config.noise == (0.1, 0.1)
+
+
+def test_task_scene_settings_reach_the_env_and_the_header(tmp_path) -> None:
+    """pick_place_multi's scene settings (the language scene) are collected and recorded; a file of the
+    default scene refuses them, and the default scene's header is what it always was."""
+    from jepa_wm.data.hdf5 import read_header
+
+    options = {"palette": "lang"}
+    config = CollectionConfig(task="pick_place_multi", episodes=1, out=tmp_path / "lang.hdf5", image_size=16,
+                              noise=0.0, env_options=options)
+    collect(config, progress=False)
+    with h5py.File(config.out, "r") as file:
+        header = read_header(file)
+        assert header["env_args"]["env_kwargs"]["palette"] == "lang"
+    default = CollectionConfig(task="pick_place_multi", episodes=1, out=tmp_path / "default.hdf5", image_size=16,
+                               noise=0.0)
+    collect(default, progress=False)
+    with h5py.File(default.out, "r") as file:
+        assert set(read_header(file)["env_args"]["env_kwargs"]) == {"image_size", "camera", "max_episode_steps"}
+    with pytest.raises(ValueError, match="palette"):
+        collect(CollectionConfig(task="pick_place_multi", episodes=2, out=default.out, image_size=16, noise=0.0,
+                                 env_options=options), progress=False)
+    with pytest.raises(ValueError, match="env_options must map"):
+        CollectionConfig(task="pick_place_multi", episodes=1, out=tmp_path / "x.hdf5", env_options=["lang"])

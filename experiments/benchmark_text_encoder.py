@@ -1,4 +1,4 @@
-"""Milliseconds the frozen text encoder takes to turn sentences into token features on the CPU.
+"""Milliseconds from a sentence to goal latents on the CPU: the frozen text encoder, then the goal predictor.
 
 Times ``TextEncoder.encode`` (tokenizing, padding and the forward pass) for one sentence and for
 a batch, ``warmup`` untimed calls then ``repeats`` timed ones; prints the median and the 90th
@@ -6,6 +6,12 @@ percentile, and the time to load the weights from the installed package. The sen
 pick-and-place instructions with colours in them, the length language goals see. The machine
 may be shared, so the median is the figure to read. ``--out`` also writes the figures, the
 settings and the machine as JSON.
+
+It also times the language-goal predictor (:class:`jepa_wm.language.goal_predictor.LanguageGoalPredictor`,
+its default size, on the shipped two-camera encoder's grid unless set) predicting ``--stages`` goal
+stages from one sentence's features, and the two together: a new sentence to goal latents (what
+:class:`jepa_wm.language.goals.TextGoals` does once per sentence; the current frame's latents come
+from the agent's encoding of the observation, which it computes at every step anyway).
 
 Examples::
 
@@ -30,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jepa_wm.language.goal_predictor import LanguageGoalConfig, LanguageGoalPredictor
 from jepa_wm.language.text_encoder import load_text_encoder
 
 log = logging.getLogger(__name__)
@@ -78,6 +85,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stages", type=int, default=6, help="goal stages predicted (pick_place: 6)")
+    parser.add_argument("--grid", type=int, nargs=2, default=(16, 8), help="encoder token grid h w")
+    parser.add_argument("--latent-dim", type=int, default=192, help="encoder token width")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -90,20 +100,33 @@ def main() -> None:
     load_s = time.perf_counter() - start
     single = instructions(1, args.seed)
     batch = instructions(args.batch, args.seed + 1)
+    predictor = LanguageGoalPredictor(LanguageGoalConfig(latent_dim=args.latent_dim, grid_hw=tuple(args.grid),
+                                                         text_dim=encoder.dim)).eval()
+    obs = torch.randn(1, args.grid[0] * args.grid[1], args.latent_dim)  # (1, N, D)
+    text = encoder.encode(single)
+
+    @torch.no_grad()
+    def predict(features=text) -> torch.Tensor:
+        return predictor(obs, features.features, features.mask, stages=args.stages)  # (1, G, N, D)
+
     results = {
         "load_s": load_s,
         "sentence": single[0],
         "one_sentence": summary(time_calls(lambda: encoder.encode(single), args.warmup, args.repeats)),
         f"batch_{args.batch}": summary(time_calls(lambda: encoder.encode(batch), args.warmup, args.repeats)),
+        "goal_predictor": summary(time_calls(predict, args.warmup, args.repeats)),
+        "sentence_to_goals": summary(time_calls(lambda: predict(encoder.encode(single)), args.warmup, args.repeats)),
     }
     print(
         f"text encoder {args.name!r} ({encoder.fingerprint()}), "
         f"{args.threads} torch thread(s), load {load_s:.2f} s"
     )
-    print(f"  one sentence: {single[0]!r} ({len(encoder.tokenize(single[0]))} tokens)")
+    print(f"  one sentence: {single[0]!r} ({len(encoder.tokenize(single[0]))} tokens); goal predictor "
+          f"{sum(p.numel() for p in predictor.parameters()) / 1e6:.2f} M parameters, {args.stages} stages on a "
+          f"{args.grid[0]}x{args.grid[1]} grid of {args.latent_dim}-wide latents")
     for label, figures in results.items():
         if isinstance(figures, dict):
-            print(f"  {label:>12}: median {figures['median_ms']:.1f} ms, p90 {figures['p90_ms']:.1f} ms")
+            print(f"  {label:>17}: median {figures['median_ms']:.1f} ms, p90 {figures['p90_ms']:.1f} ms")
     if args.out is not None:
         record = {
             "results": results,

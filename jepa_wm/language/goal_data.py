@@ -144,7 +144,7 @@ def check_seeds(seeds: Iterable[int], evaluation: bool) -> list[int]:
             raise ValueError(f"seeds: expected non-negative ints, got {seed!r}")
         if not evaluation and seed >= HELD_OUT_SEED_START:
             raise ValueError(f"seed {seed} is a held-out evaluation seed (>= {HELD_OUT_SEED_START}); training data "
-                             f"uses seeds below it (pass evaluation=True for an evaluation file)")
+                             f"uses seeds below it (evaluation=true collects an evaluation file)")
         if evaluation and seed < HELD_OUT_SEED_START:
             raise ValueError(f"seed {seed} is a training seed; evaluation data uses seeds >= {HELD_OUT_SEED_START}")
         if int(seed) not in checked:

@@ -403,10 +403,17 @@ class GoalEpisodes:
                                 f"{'a directory' if self.path.is_dir() else 'nothing'}")
         self._file: h5py.File | None = None
         self._pid = -1
-        file = self._open()
-        self.task_config, self.split = _read_header(file, self.path)
-        self.version = str(file.attrs.get("version", ""))
-        episodes = file[EPISODES]
+        try:
+            file = self._open()
+            self.task_config, self.split = _read_header(file, self.path)
+            self.version = str(file.attrs.get("version", ""))
+            self.seeds: list[int] = sorted(self._check_episodes(file[EPISODES]))
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_episodes(self, episodes: h5py.Group) -> list[int]:
+        """The seeds of ``episodes``, after checking each group's structure."""
         seeds: list[int] = []
         for name in episodes:
             where = f"{self.path}:{EPISODES}/{name}"
@@ -415,7 +422,7 @@ class GoalEpisodes:
                                     f"again to clean it up)")
             _check_episode(episodes[name], where)
             seeds.append(int(name[len(SEED_PREFIX):]))
-        self.seeds: list[int] = sorted(seeds)
+        return seeds
 
     def _open(self) -> h5py.File:
         """The open file, reopened in a forked process (h5py handles do not survive a fork)."""

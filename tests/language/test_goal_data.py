@@ -21,6 +21,7 @@ from jepa_wm.language.goal_data import (
     lock_path,
 )
 from jepa_wm.language.instructions import episode_roles
+from jepa_wm.locks import LockedError, hold
 from tests.helpers import run_script
 
 LANG = {"name": "pick_place_multi", "palette": "lang", "image_size": 16}  # 16 px: ~0.5 s per seed
@@ -151,6 +152,28 @@ def test_refusals_are_one_line_and_change_nothing(lang_file, tmp_path, case):
     message = str(refused.value)
     assert "\n" not in message and (case == "held_out_seeds" or str(out) in message), message
     assert _snapshot(tmp_path) == before
+
+
+def test_a_file_another_run_writes_is_refused(lang_file, tmp_path):
+    out = tmp_path / "lang.hdf5"
+    shutil.copy(lang_file, out)
+    before = out.read_bytes()
+    with hold(lock_path(out), "test"), pytest.raises(LockedError, match="in use by another running process"):
+        collect_goal_episodes(LANG, [*SEEDS, 3], out)
+    assert out.read_bytes() == before
+
+
+def test_the_reader_refuses_other_files_with_one_line(tmp_path):
+    other = tmp_path / "other.hdf5"
+    with h5py.File(other, "w") as file:
+        file.create_group("data")
+    text = tmp_path / "text.hdf5"
+    text.write_text("hello\n")
+    for path, reason in ((other, "is not a language-goal file"), (text, "cannot be opened as HDF5"),
+                         (tmp_path, "found a directory")):
+        with pytest.raises(GoalDataError, match=f"^{path}.*{reason}") as refused:
+            GoalEpisodes(path)
+        assert "\n" not in str(refused.value)
 
 
 def test_evaluation_files_hold_held_out_seeds_only(tmp_path):

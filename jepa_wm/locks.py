@@ -8,7 +8,7 @@ run never leaves a stale lock behind (its lock file may stay, holding the pid, a
 
 :class:`RunDir` is a run's output folder held that way: refused when another run's results are in
 it, removed again when the run fails before writing anything. :func:`write_text_atomic` replaces a
-file in one step, so a reader (or a crash) never sees it half written.
+file in one step, so a reader (or a crash) never sees it half written (:func:`write_bytes_atomic` for bytes).
 """
 
 from __future__ import annotations
@@ -125,13 +125,19 @@ class RunDir:
             logger.debug("removed the empty run dir %s", self.path)
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``: the file
+    is whole or absent, and a failed write (a full disk) leaves no temporary file behind."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (:func:`write_bytes_atomic`, UTF-8)."""
+    return write_bytes_atomic(path, text.encode())

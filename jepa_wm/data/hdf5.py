@@ -22,13 +22,14 @@ that :func:`remove_uncommitted` deletes.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+
+from jepa_wm.locks import write_bytes_atomic
 
 DATA = "data"
 META_ATTR = "jepa_wm"  # our JSON attribute on ``data`` (next to robomimic's ``env_args``)
@@ -211,7 +212,7 @@ def read_demo(data: h5py.Group, name: str) -> Episode:
 def write_episode_file(
     path: Path, index: int, episode: Episode, env_args: dict[str, Any], meta: dict[str, Any]
 ) -> None:
-    """Write a one-demo file atomically: to a temporary name, then ``os.replace`` onto ``path``.
+    """Write a one-demo file atomically (:func:`jepa_wm.locks.write_bytes_atomic`).
 
     The file is built in memory and written with plain file I/O, so a failed write (a full disk)
     is an ``OSError`` that leaves no HDF5 handle half-closed and no temporary file behind.
@@ -220,12 +221,7 @@ def write_episode_file(
         write_demo(init_data_group(file, env_args, meta), demo_name(index), episode)
         file.flush()
         image = file.id.get_file_image()
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(image)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(path, image)
 
 
 def commit_staged(file: h5py.File, name: str) -> None:

@@ -209,6 +209,29 @@ def read_demo(data: h5py.Group, name: str) -> Episode:
     )
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of every HDF5 file
+
+
+def output_refusal(kind: str, found: str, error: type[ValueError] = ValueError) -> ValueError:
+    """The one-line refusal of an ``out=`` that is not a ``kind`` file (``"collection"``, ``"language-goal"``)."""
+    return error(f"out: expected the path of an .hdf5 {kind} file, got {found}; pick another out=")
+
+
+def check_hdf5_output(out: Path, kind: str, error: type[ValueError] = ValueError) -> bool:
+    """Whether ``out`` exists, reading only; ``error`` (:func:`output_refusal`) when it is a directory,
+    another non-file, or a file that does not start with the HDF5 signature."""
+    if out.is_dir():
+        raise output_refusal(kind, f"the directory {out}", error)
+    if not out.exists():
+        return False
+    if not out.is_file():
+        raise output_refusal(kind, f"{out}, which is not a regular file", error)
+    with open(out, "rb") as stream:
+        if stream.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+            raise output_refusal(kind, f"{out}, which is not a jepa_wm {kind} (not an HDF5 file)", error)
+    return True
+
+
 def write_episode_file(
     path: Path, index: int, episode: Episode, env_args: dict[str, Any], meta: dict[str, Any]
 ) -> None:

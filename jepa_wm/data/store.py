@@ -40,13 +40,16 @@ from jepa_wm.data.formats import (
 )
 from jepa_wm.data.hdf5 import (
     DATA,
+    HDF5_SIGNATURE,
     META_ATTR,
     Episode,
     append_demo,
+    check_hdf5_output,
     demo_index,
     demo_name,
     init_data_group,
     is_demo_name,
+    output_refusal,
     read_header,
     remove_uncommitted,
     write_episode_file,
@@ -55,7 +58,6 @@ from jepa_wm.locks import hold
 
 log = logging.getLogger(__name__)
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of every HDF5 file this package writes
 # A collection too damaged to open is told from someone else's HDF5 file by our header's
 # attribute names in its first bytes (the ``data`` group's object header is written first).
 _HEADER_SCAN_BYTES = 1 << 16
@@ -123,8 +125,6 @@ def _check_settings(file: h5py.File, path: Path, expected: dict[str, Any]) -> No
         )
 
 
-def _expected_file(found: str) -> ValueError:
-    return ValueError(f"out: expected the path of an .hdf5 collection file, got {found}; pick another out=")
 
 
 def _check_damaged(path: Path, err: OSError) -> None:
@@ -134,7 +134,8 @@ def _check_damaged(path: Path, err: OSError) -> None:
         head = stream.read(_HEADER_SCAN_BYTES)
     if not (head.startswith(HDF5_SIGNATURE) and all(mark in head for mark in _HEADER_MARKS)):
         reason = " ".join(str(err).split())  # HDF5's messages span lines
-        raise _expected_file(f"{path}, which cannot be opened ({reason}) and is not recognisably a jepa_wm collection")
+        raise output_refusal("collection", f"{path}, which cannot be opened ({reason}) and is not recognisably a "
+                                           f"jepa_wm collection")
 
 
 def check_output(out: Path, header: dict[str, Any]) -> None:
@@ -146,16 +147,8 @@ def check_output(out: Path, header: dict[str, Any]) -> None:
             opened and does not carry a collection's header. A collection that cannot be opened
             (damaged, or being written) passes: the store decides under its lock.
     """
-    if out.is_dir():
-        raise _expected_file(f"the directory {out}")
-    if not out.exists():
+    if not check_hdf5_output(out, "collection"):
         return
-    if not out.is_file():
-        raise _expected_file(f"{out}, which is not a regular file")
-    with open(out, "rb") as stream:
-        head = stream.read(len(HDF5_SIGNATURE))
-    if head != HDF5_SIGNATURE:
-        raise _expected_file(f"{out}, which is not a jepa_wm collection (not an HDF5 file)")
     try:
         file = h5py.File(out, "r")
     except OSError as err:

@@ -50,7 +50,11 @@ from tqdm.auto import tqdm
 import envs
 from envs.interface import HELD_OUT_SEED_START, GoalImages
 from jepa_wm import __version__
-from jepa_wm.data.hdf5 import IMAGE_COMPRESSION, IMAGE_COMPRESSION_LEVEL
+from jepa_wm.data.hdf5 import (
+    IMAGE_COMPRESSION,
+    IMAGE_COMPRESSION_LEVEL,
+    check_hdf5_output,
+)
 from jepa_wm.language.instructions import episode_roles
 from jepa_wm.locks import hold
 
@@ -61,7 +65,6 @@ EPISODES = "episodes"
 SEED_PREFIX = "seed_"
 UNCOMMITTED_PREFIX = "_incoming_"
 TRAINING, EVALUATION = "training", "evaluation"
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 Pair = tuple[str | None, str | None]  # (object colour, target colour); None where the task has no such role
 
@@ -160,15 +163,8 @@ def check_output(out: Path, task_config: dict[str, Any], split: str) -> None:
         GoalDataError: ``out`` is a directory or another non-file, not an HDF5 file, not a
             language-goal file, or one collected with another task config or split.
     """
-    if out.is_dir():
-        raise GoalDataError(f"out: expected the path of an .hdf5 language-goal file, got the directory {out}")
-    if not out.exists():
+    if not check_hdf5_output(out, "language-goal", GoalDataError):
         return
-    if not out.is_file():
-        raise GoalDataError(f"out: {out} is not a regular file; pick another out=")
-    with open(out, "rb") as stream:
-        if stream.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
-            raise GoalDataError(f"out: {out} is not a language-goal file (not an HDF5 file); pick another out=")
     try:
         file = h5py.File(out, "r")
     except OSError as err:

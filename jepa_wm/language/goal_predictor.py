@@ -9,14 +9,16 @@ grid, so the planner's energy and sub-goal schedule apply to them unchanged::
     >>> text = text_encoder.encode(["put the red cube on the blue pad"])   # (1, L, 384) + mask (1, L)
     >>> goals = predictor(z_obs[None], text.features, text.mask, stages=6)  # (1, 6, N, 192)
 
-Architecture: one sequence per goal stage, ``[stage query | text tokens | observation tokens]``,
-through a stack of pre-norm transformer blocks. The stage query is a learned token per stage
-counted back from the final goal (stage ``G - 1`` is always "the final goal", so tasks with
-different numbers of sub-goals share it); text tokens are the frozen text encoder's token
-features projected to the predictor's width, with a learned position each (padding masked out as keys); observation tokens
-are the current frame's latents projected, with a learned position per grid cell. The output
-at the observation tokens is a change, added to the observation's latents: most of the scene
-does not move between now and the goal.
+Architecture: one sequence per instruction, ``[stage queries | text tokens | observation
+tokens]``, through a stack of pre-norm transformer blocks. Text tokens are the frozen text
+encoder's token features projected to the predictor's width, with a learned position each
+(padding masked out as keys); observation tokens are the current frame's latents projected, with
+a learned position per grid cell; the stage queries are one learned token per stage the predictor
+knows, so every sequence sees them all. Each observation token's output is read out once per
+stage (one linear head, ``max_stages`` outputs of width ``D``), as a change added to the frame's
+latents: most of the scene does not move between now and the goal. Stages are counted back from
+the final goal (the last head is always "the final goal"), so tasks with different numbers of
+sub-goals share it. One sequence for all stages keeps a sentence's goals at one forward pass.
 """
 
 from __future__ import annotations
@@ -97,17 +99,17 @@ class LanguageGoalPredictor(nn.Module):
         self.text_in = nn.Linear(config.text_dim, width)
         self.obs_pos = nn.Parameter(torch.zeros(config.num_tokens, width))
         self.text_pos = nn.Parameter(torch.zeros(config.max_words, width))
-        self.stage_queries = nn.Parameter(torch.zeros(config.max_stages, width))
+        self.stage_queries = nn.Parameter(torch.zeros(config.max_stages, width))  # the final goal's is the last
         self.kinds = nn.Parameter(torch.zeros(3, width))  # query, text, observation
         self.blocks = nn.ModuleList(Block(width, config.num_heads, mlp_ratio=config.mlp_ratio)
                                     for _ in range(config.depth))
         self.norm = nn.LayerNorm(width, eps=1e-6)
-        self.out = nn.Linear(width, config.latent_dim)
+        self.out = nn.Linear(width, config.max_stages * config.latent_dim)  # one head per stage
         init_vjepa_weights(self, self.blocks, config.init_std)
         for parameter in (self.obs_pos, self.text_pos, self.stage_queries, self.kinds):
             nn.init.trunc_normal_(parameter, std=config.init_std)
-        nn.init.zeros_(self.out.weight)  # starts as "the goal looks like now"
-        nn.init.zeros_(self.out.bias)
+        nn.init.trunc_normal_(self.out.weight, std=config.init_std * 0.1)  # starts near "the goal looks like now"
+        nn.init.zeros_(self.out.bias)  # (not at it: InfoNCE's unit change vectors need a nonzero change)
 
     def forward(self, obs_latents: Tensor, text: Tensor, text_mask: Tensor, stages: int) -> Tensor:
         """Predicted goal latents.
@@ -122,21 +124,19 @@ class LanguageGoalPredictor(nn.Module):
             ``(B, G, N, D)``: the goal latents of stages ``0 .. G - 1``.
         """
         cfg = self.config
-        batch, tokens, _ = self._check(obs_latents, text, text_mask, stages)
-        width = cfg.width
-        # stage g is counted back from the final goal, so the final goal's query is shared by every task
-        queries = self.stage_queries[torch.arange(stages - 1, -1, -1, device=obs_latents.device)]  # (G, W)
-        query = (queries + self.kinds[0])[None, :, None].expand(batch, stages, 1, width)  # (B, G, 1, W)
+        batch, tokens, dim = self._check(obs_latents, text, text_mask, stages)
+        query = (self.stage_queries + self.kinds[0])[None].expand(batch, -1, -1)  # (B, S, W)
         words = self.text_in(text) + self.text_pos[: text.shape[1]] + self.kinds[1]  # (B, L, W)
-        words = words[:, None].expand(-1, stages, -1, -1)  # (B, G, L, W)
-        seen = (self.obs_in(obs_latents) + self.obs_pos + self.kinds[2])[:, None].expand(-1, stages, -1, -1)
-        x = torch.cat([query, words, seen], dim=2).flatten(0, 1)  # (B * G, 1 + L + N, W)
-        keys = torch.cat([text_mask.new_ones(batch, 1), text_mask, text_mask.new_ones(batch, tokens)], dim=1)
-        attn_mask = keys[:, None].expand(-1, stages, -1).flatten(0, 1)[:, None, None]  # (B * G, 1, 1, S)
+        seen = self.obs_in(obs_latents) + self.obs_pos + self.kinds[2]  # (B, N, W)
+        x = torch.cat([query, words, seen], dim=1)  # (B, S + L + N, W)
+        keys = torch.cat([text_mask.new_ones(batch, cfg.max_stages), text_mask, text_mask.new_ones(batch, tokens)],
+                         dim=1)
+        attn_mask = keys[:, None, None]  # (B, 1, 1, S + L + N)
         for block in self.blocks:
             x = block(x, attn_mask=attn_mask)
-        change = self.out(self.norm(x[:, -tokens:]))  # (B * G, N, D)
-        return obs_latents[:, None] + change.view(batch, stages, tokens, cfg.latent_dim)  # (B, G, N, D)
+        heads = self.out(self.norm(x[:, -tokens:])).view(batch, tokens, cfg.max_stages, dim)  # (B, N, S, D)
+        change = heads[:, :, cfg.max_stages - stages:].transpose(1, 2)  # the last `stages` heads: (B, G, N, D)
+        return obs_latents[:, None] + change  # (B, G, N, D)
 
     def _check(self, obs_latents: Tensor, text: Tensor, text_mask: Tensor, stages: int) -> tuple[int, int, int]:
         cfg = self.config

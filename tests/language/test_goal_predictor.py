@@ -21,15 +21,16 @@ def _inputs(batch: int = 2, words: int = 5, seed: int = 0):
     return obs, text, mask
 
 
-def test_shapes_and_the_untrained_goal_is_the_current_frame() -> None:
+def test_shapes_and_the_untrained_goal_is_near_the_current_frame() -> None:
     predictor = LanguageGoalPredictor(CONFIG)
     obs, text, mask = _inputs()
     goals = predictor(obs, text, mask, stages=3)
     assert goals.shape == (2, 3, 6, 12)
-    torch.testing.assert_close(goals, obs[:, None].expand_as(goals))  # the output layer starts at zero
+    change = (goals - obs[:, None]).abs().detach()
+    assert 0 < float(change.max()) < 0.05 * float(obs.abs().mean())  # the output layer starts small, not at zero
 
 
-def test_word_order_padding_and_stages_matter_once_trained_weights_are_not_zero() -> None:
+def test_word_order_padding_and_stages_matter_once_trained_weights_are_large() -> None:
     torch.manual_seed(0)
     predictor = LanguageGoalPredictor(CONFIG)
     torch.nn.init.normal_(predictor.out.weight, std=0.1)

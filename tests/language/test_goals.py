@@ -27,7 +27,7 @@ def goals(text_encoder) -> TextGoals:
     torch.manual_seed(0)
     predictor = LanguageGoalPredictor(LanguageGoalConfig(latent_dim=3, grid_hw=(2, 2), text_dim=text_encoder.dim,
                                                          width=16, depth=1, num_heads=2))
-    torch.nn.init.normal_(predictor.out.weight, std=0.1)  # an untrained output layer predicts "as now"
+    torch.nn.init.normal_(predictor.out.weight, std=0.1)  # an untrained output layer predicts nearly "as now"
     return TextGoals(predictor, text_encoder, steps_per_goal=(5,))
 
 

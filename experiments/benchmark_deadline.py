@@ -99,7 +99,7 @@ def model_costs(resolved: dict[str, Any], device: torch.device, observations: in
     makers = []
     for k in range(observations):
         obs, _ = setup.env.reset(seed=resolved["seed"] + k)
-        goal = setup.goals.build(model, setup.env.unwrapped.goal_images())
+        goal = setup.goals.goal(model, setup.env.unwrapped.goal_images())
 
         def make(obs: dict[str, Any] = obs, goal: Any = goal) -> CostFunction:
             cost.reset(goal, model)

@@ -26,7 +26,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from jepa_wm.encoders.vjepa2_weights import check_state_dict, read_release_file, strip_wrapper_prefixes
+from jepa_wm.encoders.vjepa2_weights import (
+    check_state_dict,
+    read_release_file,
+    strip_wrapper_prefixes,
+)
 from jepa_wm.predictor import ACPredictor, PredictorConfig, predictor_config
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,10 @@ Planning toward a goal joins three parts, each behind a contract here:
   push's object model (:mod:`jepa_wm.plugins.object_model`) and the simulator as the model
   (:mod:`jepa_wm.diagnostics.simulator`, privileged) are other implementations, picked in config.
 * :class:`Goal` -- what the agent plans toward: goal stages (sub-goals, then the final goal) as
-  latents in the model's space, and when to move from one stage to the next. Built from goal
-  images (:class:`jepa_wm.planning.goals.ImageGoals`).
+  latents in the model's space, and when to move from one stage to the next. A
+  :class:`GoalSource` makes each episode's goal: from the env's goal images
+  (:class:`jepa_wm.planning.goals.ImageGoals`) or from a sentence
+  (:class:`jepa_wm.language.goals.TextGoals`), picked in config (``goal=image|text``).
 * :class:`Agent` -- the step API a robot loop calls: ``reset(goal, observation)`` then
   ``act(observation) -> AgentStep`` once per control step
   (:class:`jepa_wm.planning.agent.MPCAgent`). :func:`jepa_wm.planning.episode.run_episode` is
@@ -111,6 +113,32 @@ class Goal(Protocol):
     latents: Tensor
     images: tuple[np.ndarray, ...] | None
     schedule: SubgoalConfig
+
+
+@dataclass(frozen=True)
+class EpisodeGoal:
+    """An episode's goal and what the results keep about where it came from.
+
+    Attributes:
+        goal: the :class:`Goal` the agent plans toward.
+        record: plain data for ``results.json`` (e.g. ``{"source": "text", "instruction": ...}``).
+    """
+
+    goal: Goal
+    record: dict[str, Any]
+
+
+@runtime_checkable
+class GoalSource(Protocol):
+    """Where each episode's goal comes from; built once per run, asked once per episode."""
+
+    def check_task(self, names: Sequence[str], task: str) -> None:
+        """Raise ``ValueError`` unless its settings fit a task whose goal stages are ``names`` (at build time)."""
+        ...
+
+    def episode_goal(self, env: Any, model: CostModel, obs: Observation, seed: int) -> EpisodeGoal:
+        """The goal of the episode ``env`` was just reset into (seed ``seed``, first observation ``obs``)."""
+        ...
 
 
 @dataclass

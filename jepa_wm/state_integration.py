@@ -110,7 +110,10 @@ def integration_for_tasks(tasks: Sequence[str | None], **settings: Any) -> State
         ValueError: a field is left to the robot but a task is unknown or unrecorded, or the
             tasks come from robots with different rules.
     """
-    from envs import registered_tasks, robot_state_rule  # envs registers its tasks on import
+    from envs import (  # envs registers its tasks on import
+        registered_tasks,
+        robot_state_rule,
+    )
 
     explicit = {k: v for k, v in settings.items() if v is not None}
     needed = [k for k in ("rotation", "gripper_open") if k not in explicit]

@@ -41,7 +41,11 @@ from jepa_wm.encoders.frozen import FrozenEncoder
 from jepa_wm.encoders.vjepa2_weights import check_state_dict
 from jepa_wm.predictor import ACPredictor, KVCache, PredictorConfig
 from jepa_wm.state_integration import StateIntegration
-from jepa_wm.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from jepa_wm.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 

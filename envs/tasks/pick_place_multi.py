@@ -168,6 +168,8 @@ class PickPlaceMultiEnv(PickPlaceEnv):
         palette: a preset of :data:`PALETTES` (``"default"`` or ``"lang"``).
         cube_colours, pad_colours, num_cubes, num_pads, held_out_pairs, pairs: override the
             preset's fields (:class:`SceneSettings`); ``None`` keeps them.
+        object, target: the instruction's cube and pad colours in every episode (reset options
+            override them); ``None``: drawn per episode.
     """
 
     task_name = "pick_place_multi"
@@ -180,12 +182,15 @@ class PickPlaceMultiEnv(PickPlaceEnv):
         palette: str = "default", cube_colours: Sequence[str] | None = None, pad_colours: Sequence[str] | None = None,
         num_cubes: int | None = None, num_pads: int | None = None,
         held_out_pairs: Sequence[Sequence[str]] | None = None, pairs: str | None = None,
+        object: str | None = None, target: str | None = None,
     ) -> None:
         self.settings = scene_settings(
             palette, cube_colours=cube_colours, pad_colours=pad_colours, num_cubes=num_cubes, num_pads=num_pads,
             held_out_pairs=held_out_pairs, pairs=pairs,
         )
         self.cubes, self.pads = self.settings.cube_colours, self.settings.pad_colours  # the simulation holds all
+        self.default_pair = {"object": object, "target": target}
+        self._choose_pair(object, target, draw=False)  # checks the colours now, not at the first reset
         super().__init__(image_size, camera, render_mode)
         self.scene_cubes = self.cubes[: self.settings.num_cubes]  # until the first reset draws them
         self.scene_pads = self.pads[: self.settings.num_pads]
@@ -223,7 +228,8 @@ class PickPlaceMultiEnv(PickPlaceEnv):
         if unknown:
             raise ValueError(f"{self.task_name} reset options are 'object' and 'target', got {sorted(unknown)}")
         settings, rng = self.settings, self.np_random
-        self.object, self.target = self._choose_pair(options.get("object"), options.get("target"))
+        chosen = {**self.default_pair, **{k: v for k, v in options.items() if v is not None}}
+        self.object, self.target = self._choose_pair(chosen["object"], chosen["target"])
         self.scene_cubes = self._draw_scene(self.object, self.cubes, settings.num_cubes)
         self.scene_pads = self._draw_scene(self.target, self.pads, settings.num_pads)
         n_cubes, n_pads = len(self.scene_cubes), len(self.scene_pads)
@@ -243,9 +249,9 @@ class PickPlaceMultiEnv(PickPlaceEnv):
         self._other_goals = {}
         return f"put the {self.object} cube on the {self.target} pad"
 
-    def _choose_pair(self, object: str | None, target: str | None) -> tuple[str, str]:
+    def _choose_pair(self, object: str | None, target: str | None, draw: bool = True) -> tuple[str, str] | None:
         """The instruction's pair: the requested colours, the rest drawn among the allowed pairs
-        (the cube first, then a pad it may go on)."""
+        (the cube first, then a pad it may go on); ``draw=False`` only checks the colours."""
         for requested, palette, what in ((object, self.cubes, "object"), (target, self.pads, "target")):
             if requested is not None and requested not in palette:
                 raise ValueError(f"{what} must be one of {list(palette)}, got {requested!r}")
@@ -254,6 +260,8 @@ class PickPlaceMultiEnv(PickPlaceEnv):
         if not allowed:
             raise ValueError(f"pairs={self.settings.pairs!r} excludes object={object!r} with target={target!r} "
                              f"(held-out pairs: {[list(p) for p in self.settings.held_out_pairs]})")
+        if not draw:
+            return None
         object = self._choose(object, tuple(dict.fromkeys(c for c, _ in allowed)), "object")
         return object, self._choose(target, tuple(p for c, p in allowed if c == object), "target")
 

@@ -31,8 +31,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import envs
-from envs.interface import HELD_OUT_SEED_START
 import jepa_wm
+from envs.interface import HELD_OUT_SEED_START
 from jepa_wm.data.formats import DatasetSummary
 from jepa_wm.data.hdf5 import META_ATTR, Episode
 from jepa_wm.data.store import EpisodeStore, parts_dir, saved_episodes, write_part

@@ -53,7 +53,7 @@ def follow_goal_poses(env: gym.Env, seed: int, *, every: int | None = None, hint
     goals = env.unwrapped.goal_images(every=every)
     rng = np.random.default_rng(seed)
     poses = goals.states[:, :3].astype(float) + rng.normal(0.0, pose_noise_m, (len(goals.names), 3))  # (G, 3)
-    ends = np.cumsum(hint_steps(goals, hint_scale))  # step at which each sub-goal is left
+    ends = np.cumsum(hint_steps(goals.steps, hint_scale))  # step at which each sub-goal is left
     actions = []
     for step in range(limit):
         pose = poses[min(int(np.searchsorted(ends, step, side="right")), len(poses) - 1)]

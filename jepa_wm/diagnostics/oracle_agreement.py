@@ -40,6 +40,7 @@ from jepa_wm.planning.costs import EnergySettings
 from jepa_wm.planning.latent_model import LatentModel
 from jepa_wm.world_model import WorldModel
 
+
 @dataclass(frozen=True)
 class StepAgreement:
     """One observation of a replayed episode.

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from jepa_wm.plugins.object_model.model import object_cost
 from jepa_wm.diagnostics.simulator import candidates_from_here
+from jepa_wm.plugins.object_model.model import object_cost
 from planners import MPC, MPCConfig, Planner, SubgoalSchedule
 
 

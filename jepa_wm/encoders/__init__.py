@@ -1,8 +1,16 @@
 """Frozen video encoders: the V-JEPA 2 ViT, official-weight loaders, the per-frame wrapper."""
 
-from jepa_wm.encoders.checkpoint import load_encoder_checkpoint, read_encoder_checkpoint, save_encoder_checkpoint
+from jepa_wm.encoders.checkpoint import (
+    load_encoder_checkpoint,
+    read_encoder_checkpoint,
+    save_encoder_checkpoint,
+)
 from jepa_wm.encoders.frozen import IMAGENET_MEAN, IMAGENET_STD, FrozenEncoder
-from jepa_wm.encoders.hf import hf_to_vjepa2_state_dict, load_hf_vjepa2_encoder, vit_config_from_hf
+from jepa_wm.encoders.hf import (
+    hf_to_vjepa2_state_dict,
+    load_hf_vjepa2_encoder,
+    vit_config_from_hf,
+)
 from jepa_wm.encoders.vit import (
     VIT_SIZES,
     PatchEmbed3D,

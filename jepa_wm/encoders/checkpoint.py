@@ -30,7 +30,11 @@ import torch
 from jepa_wm.encoders.frozen import FrozenEncoder
 from jepa_wm.encoders.vit import VisionTransformer, ViTConfig
 from jepa_wm.encoders.vjepa2_weights import vit_from_state_dict
-from jepa_wm.training.checkpoint import CHECKPOINT_KIND, atomic_torch_save, torch_load_plain
+from jepa_wm.training.checkpoint import (
+    CHECKPOINT_KIND,
+    atomic_torch_save,
+    torch_load_plain,
+)
 
 logger = logging.getLogger(__name__)
 

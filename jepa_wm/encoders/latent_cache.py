@@ -33,7 +33,13 @@ import torch
 from tqdm import tqdm
 
 from jepa_wm.data.formats import FORMATS_BY_NAME, ObsFormat, validate_file
-from jepa_wm.data.hdf5 import DATA, UNCOMMITTED_PREFIX, commit_staged, frame_rows, remove_uncommitted
+from jepa_wm.data.hdf5 import (
+    DATA,
+    UNCOMMITTED_PREFIX,
+    commit_staged,
+    frame_rows,
+    remove_uncommitted,
+)
 from jepa_wm.encoders.frozen import FrozenEncoder
 from jepa_wm.locks import LockedError
 

@@ -459,3 +459,26 @@ class GoalEpisodes:
                                      steps=tuple(int(s) for s in sub.attrs["steps"]), states=sub["states"][:])
         return GoalEpisode(seed=seed, obs_image=group["obs_image"][:], obs_state=group["obs_state"][:],
                            own_pair=own, pairs=pairs, goals=goals)
+
+
+def expert_steps(path: str | Path) -> dict[str, dict[str, list]]:
+    """Per task of the file, its goal stages' names and the clean expert's median cumulative steps to each
+    (over every instruction of every seed): the step hints a goal from a sentence lacks.
+
+    Returns:
+        ``{task: {"names": [G names], "steps": [G ints]}}``.
+    """
+    steps: list[np.ndarray] = []
+    names: tuple[str, ...] = ()
+    with GoalEpisodes(path) as data:
+        episodes = data._open()[EPISODES]
+        for seed in data.seeds:
+            for sub in episodes[seed_name(seed)]["goals"].values():
+                names = tuple(str(n) for n in sub.attrs["names"])
+                steps.append(np.asarray(sub.attrs["steps"], dtype=np.int64))
+        task = str(data.task_config["name"])
+    if not steps:
+        return {}
+    if len({len(s) for s in steps}) != 1:
+        raise GoalDataError(f"{path}: its instructions have different numbers of goal stages")
+    return {task: {"names": list(names), "steps": [int(v) for v in np.median(np.stack(steps), axis=0).round()]}}

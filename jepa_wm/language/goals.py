@@ -1,28 +1,48 @@
 """Goals from a sentence: each stage's goal latents predicted from the instruction and the first frame.
 
-:class:`TextGoals` is the sentence counterpart of :class:`jepa_wm.planning.goals.ImageGoals`: it
-builds the same :class:`~jepa_wm.planning.goals.ImageGoal` (the :class:`jepa_wm.protocols.Goal`
-contract; no images), so the agent, its energy and the sub-goal schedule take it unchanged::
+:class:`TextGoals` is the sentence counterpart of :class:`jepa_wm.planning.goals.ImageGoals`, a
+:class:`jepa_wm.protocols.GoalSource` (``plan.py goal=text``). It builds the same
+:class:`~jepa_wm.planning.goals.ImageGoal` (with no images), so the agent, its energy and the
+sub-goal schedule take it unchanged; no goal image is rendered or read::
 
-    >>> goals = TextGoals(predictor, text_encoder, steps_per_goal=(30, 6, 6, 12, 6))
-    >>> goal = goals.build(model, obs, "put the red cube on the blue pad", names=env.unwrapped.goal_phases)
+    >>> goals = TextGoals(predictor, text_encoder, instruction="put the red cube on the blue pad")
+    >>> episode = goals.episode_goal(env, model, obs, seed)      # or, from any frame:
+    >>> goal = goals.goal(model, obs, "put the red cube on the blue pad", names=("at_cube", ..., "final"))
     >>> agent.reset(goal, obs)
 
-A sentence's token features are computed once and kept (an episode, or a robot told the same
-thing again, does not pay the text encoder twice).
+Each episode's sentence is ``instruction`` when one is given, else a template of ``templates``
+(drawn with the episode's seed) filled with the episode's colours. A sentence's token features are
+computed once and kept (an episode, or a robot told the same thing again, does not pay the text
+encoder twice).
+
+Without ``steps_per_goal``, each sub-goal gets the clean expert's median steps to it (recorded with
+the predictor from its training data) times ``hint_scale``, as image goals take their images'
+step hints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
 from jepa_wm.language.goal_predictor import LanguageGoalPredictor
-from jepa_wm.language.text_encoder import TextEncoder, TokenFeatures
-from jepa_wm.planning.goals import ImageGoal
-from jepa_wm.protocols import CostModel, Observation
+from jepa_wm.language.instructions import (
+    Scene,
+    TemplateSet,
+    check_sentence,
+    episode_roles,
+    resolve_templates,
+)
+from jepa_wm.language.text_encoder import TextEncoder, TokenFeatures, load_text_encoder
+from jepa_wm.planning.goals import ImageGoal, ImageGoals
+from jepa_wm.protocols import CostModel, EpisodeGoal, Observation
 from planners.subgoals import SubgoalConfig
+
+log = logging.getLogger(__name__)
 
 CACHED_SENTENCES = 64  # token features kept, most recent first
 
@@ -32,21 +52,113 @@ class TextGoals:
 
     Args:
         predictor: the language-goal predictor, trained on ``text_encoder``'s features and the world
-            model's encoder (checked in :meth:`build` against the model's latent size).
+            model's encoder (checked in :meth:`goal` against the model's latent size).
         text_encoder: the frozen text encoder.
-        steps_per_goal: steps on each sub-goal (there are no goal images to take the expert's hints from).
+        templates: the phrasings an episode's sentence is drawn from.
+        instruction: one sentence for every episode (instead of ``templates``). With neither,
+            :meth:`episode_goal` cannot pick a sentence; :meth:`goal` takes any.
+        steps_per_goal: steps on each sub-goal; ``None``: ``expert_steps`` times ``hint_scale``.
+        hint_scale: how much slower than the clean expert the planner may be.
         energy_threshold: also leave a stage once the observed energy toward it is below this.
+        expert_steps: per task, ``{"names": [...], "steps": [...]}``: the expert's median cumulative
+            steps to each goal stage (the predictor's training data records them).
     """
 
-    def __init__(self, predictor: LanguageGoalPredictor, text_encoder: TextEncoder,
-                 steps_per_goal: Sequence[int] | None = None,
-                 energy_threshold: float | Sequence[float | None] | None = None) -> None:
+    def __init__(self, predictor: LanguageGoalPredictor, text_encoder: TextEncoder, *,
+                 templates: TemplateSet | None = None, instruction: str | None = None,
+                 steps_per_goal: Sequence[int] | None = None, hint_scale: float = 3.0,
+                 energy_threshold: float | Sequence[float | None] | None = None,
+                 expert_steps: Mapping[str, Mapping[str, Sequence]] | None = None) -> None:
         if predictor.config.text_dim != text_encoder.dim:
             raise ValueError(f"the language-goal predictor takes {predictor.config.text_dim}-wide text features, "
                              f"the text encoder gives {text_encoder.dim}")
+        if templates is not None and instruction is not None:
+            raise ValueError("give TextGoals templates (a sentence per episode) or one instruction, not both")
         self.predictor, self.text_encoder = predictor.eval(), text_encoder
-        self.schedule = SubgoalConfig(steps_per_goal, energy_threshold)
+        self.templates, self.instruction = templates, instruction
+        self.settings = ImageGoals(steps_per_goal, hint_scale, energy_threshold)  # the same schedule rules
+        self.expert_steps = dict(expert_steps or {})
         self._features: dict[str, TokenFeatures] = {}
+
+    @classmethod
+    def build(cls, context: Any, model: CostModel, *, predictor: str, templates: str | None = None,
+              instruction: str | None = None, steps_per_goal: Sequence[int] | None = None, hint_scale: float = 3.0,
+              energy_threshold: float | Sequence[float | None] | None = None) -> TextGoals:
+        """From config (``configs/goal/text.yaml``): the predictor's file, ``templates`` (a file of your own;
+        ``None``: the task's shipped held-out phrasings, never trained on) or one ``instruction``.
+
+        Raises:
+            FileNotFoundError: no predictor file (the message says how to train one).
+            ValueError: a predictor trained on another video or text encoder, a bad template file, or an
+                instruction naming a colour the task lacks.
+        """
+        network, meta = LanguageGoalPredictor.load(predictor)
+        expected = meta.get("encoder_fingerprint")
+        found = getattr(model, "encoder_fingerprint", None)
+        if expected and found and expected != found:
+            raise ValueError(f"the language-goal predictor {predictor} was trained on the latents of encoder "
+                             f"{expected}; this world model's encoder is {found}: train one on it "
+                             f"(python experiments/train_language_goals.py encoder=...)")
+        text_encoder = load_text_encoder(str((meta.get("text_encoder") or {}).get("name", "minilm")),
+                                         device=getattr(model, "device", "cpu"))
+        if meta.get("text_encoder_fingerprint") not in (None, text_encoder.fingerprint()):
+            raise ValueError(f"the language-goal predictor {predictor} was trained on another text encoder "
+                             f"({meta['text_encoder_fingerprint']}, installed: {text_encoder.fingerprint()})")
+        task = context.task
+        if instruction is not None:
+            instruction = check_sentence(instruction, task)
+            if templates is not None:
+                raise ValueError("instruction= and language.templates= exclude each other: one sentence, or "
+                                 "phrasings drawn per episode")
+            template_set = None
+        else:
+            template_set = resolve_templates(task, "heldout", templates)
+        return cls(network, text_encoder, templates=template_set, instruction=instruction,
+                   steps_per_goal=steps_per_goal, hint_scale=hint_scale, energy_threshold=energy_threshold,
+                   expert_steps=meta.get("expert_steps"))
+
+    def check_task(self, names: Sequence[str], task: str) -> None:
+        """As :meth:`ImageGoals.check_task`; also, without ``steps_per_goal``, the predictor must know the
+        expert's steps of a multi-stage ``task``."""
+        self.settings.check_task(names, task)
+        if len(names) > 1 and self.settings.steps_per_goal is None:
+            known = self.expert_steps.get(task)
+            if known is None or list(known["names"]) != list(names):
+                raise ValueError(f"goal=text: the language-goal predictor records no expert steps for {task}'s "
+                                 f"goal stages {list(names)}: set goal.steps_per_goal")
+        if len(names) > self.predictor.config.max_stages:
+            raise ValueError(f"goal=text: {task} has {len(names)} goal stages, the predictor knows at most "
+                             f"{self.predictor.config.max_stages}")
+
+    def sentence(self, env: Any, seed: int) -> str:
+        """The episode's instruction (``env`` just reset): ``instruction``, or a template with its colours.
+
+        Raises:
+            ValueError: ``instruction`` names a colour this scene lacks, or not the colours the episode
+                counts as success (set ``task.object`` / ``task.target``).
+        """
+        object, target = episode_roles(env)
+        if self.instruction is None:
+            if self.templates is None:
+                raise ValueError("TextGoals has neither templates nor an instruction to take an episode's sentence "
+                                 "from; give one, or call goal() with the sentence")
+            return self.templates.render(np.random.default_rng(seed), object=object, target=target)
+        task = env.unwrapped.task_name
+        sentence = check_sentence(self.instruction, task, Scene.of_env(env))
+        words = sentence.lower().split()
+        missing = [colour for colour in (object, target) if colour is not None and colour not in words]
+        if missing:
+            raise ValueError(f"instruction {sentence!r} does not name {', '.join(missing)}, but this {task} episode "
+                             f"counts success for the {object} cube on the {target} target: set task.object= and "
+                             f"task.target= to the colours it names")
+        return sentence
+
+    def episode_goal(self, env: Any, model: CostModel, obs: Observation, seed: int) -> EpisodeGoal:
+        """The :class:`~jepa_wm.protocols.GoalSource` step: the episode's sentence, its stages' goal latents."""
+        sentence = self.sentence(env, seed)
+        task = env.unwrapped.task_name
+        names = tuple(env.unwrapped.goal_phases.values())
+        return EpisodeGoal(self.goal(model, obs, sentence, names, task), {"source": "text", "instruction": sentence})
 
     def features(self, sentence: str) -> TokenFeatures:
         """The sentence's token features ``(1, L, text_dim)`` and mask ``(1, L)``, computed once."""
@@ -59,8 +171,16 @@ class TextGoals:
             self._features[key] = self.text_encoder.encode([key])
         return self._features[key]
 
+    def schedule(self, names: Sequence[str], task: str | None = None) -> SubgoalConfig:
+        """When to move between the stages ``names`` of ``task``: ``steps_per_goal``, else the expert's steps
+        recorded for ``task`` times ``hint_scale`` (by thresholds only when neither is known)."""
+        known = self.expert_steps.get(task) if task is not None else None
+        hints = known["steps"] if known is not None and list(known["names"]) == list(names) else None
+        return self.settings.stage_schedule(names, hints)
+
     @torch.no_grad()
-    def build(self, model: CostModel, obs: Observation, sentence: str, names: Sequence[str]) -> ImageGoal:
+    def goal(self, model: CostModel, obs: Observation, sentence: str, names: Sequence[str],
+             task: str | None = None) -> ImageGoal:
         """The goal stages ``names`` (sub-goals, then the final goal) of ``sentence`` seen from ``obs``.
 
         Raises:
@@ -80,4 +200,5 @@ class TextGoals:
         latents = self.predictor.to(z.device)(z.float(), text.features, text.mask, stages=len(names))[0]  # (G, N, D)
         if not torch.isfinite(latents).all():
             raise ValueError(f"the predicted goal latents of {sentence!r} are not finite")
-        return ImageGoal(names, latents.to(z.dtype), None, self.schedule)
+        return ImageGoal(names, latents.to(z.dtype), None, self.schedule(names, task))
+

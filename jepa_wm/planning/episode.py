@@ -3,8 +3,8 @@
 >>> result = run_episode(env, agent, ImageGoals(), seed=HELD_OUT_SEED_START)
 >>> summarize([result])["success_rate"]
 
-Per episode: reset the env with a held-out seed, build the goal from its goal images, reset the
-agent, then ``agent.act(obs)`` and ``env.step(action)`` until the time limit. Success is read from
+Per episode: reset the env with a held-out seed, ask the goal source for the episode's goal (the
+env's goal images, or a sentence: :class:`jepa_wm.protocols.GoalSource`), reset the agent, then ``agent.act(obs)`` and ``env.step(action)`` until the time limit. Success is read from
 ``info["is_success"]`` only after the last step: the agent never sees it and the episode never
 stops early on success.
 """
@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from envs.interface import HELD_OUT_SEED_START
 from jepa_wm.planning.agent import MPCAgent
-from jepa_wm.planning.goals import ImageGoals
+from jepa_wm.protocols import GoalSource
 from planners.base import check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -35,8 +35,9 @@ class EpisodeResult:
     ``final_state`` is the robot state ``(7,)`` observed after the last step and
     ``final_object_pos`` the env's true object positions ``(3 * K,)`` then (``info["object_pos"]``,
     the manipulated object first; the marker in ``reach``): for failure analysis, never seen by
-    the planner. ``frames`` are the observations ``(steps + 1)`` x uint8 ``(H, W, 3)`` and ``goal_images``
-    the episode's goals, for videos; they are left out of :meth:`as_dict`.
+    the planner. ``goal`` is what the goal source records (e.g. the instruction). ``frames`` are the
+    observations ``(steps + 1)`` x uint8 ``(H, W, 3)`` and ``goal_images`` the episode's goal images
+    (none for a goal from a sentence), for videos; they are left out of :meth:`as_dict`.
     """
 
     seed: int
@@ -46,6 +47,7 @@ class EpisodeResult:
     steps_per_goal: tuple[int, ...] | None
     time_per_action_s: list[float]  # wall time of each action: its observed energy, then the plan or the hold
     mpc: dict[str, Any]  # planners.MPCLog.as_dict() but act_times_s (= time_per_action_s)
+    goal: dict[str, Any] = field(default_factory=dict)
     final_state: list[float] = field(default_factory=list)
     final_object_pos: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
@@ -58,7 +60,7 @@ class EpisodeResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready record (no images)."""
         return {
-            "seed": self.seed, "success": self.success, "steps": self.steps,
+            "seed": self.seed, "success": self.success, "steps": self.steps, "goal": self.goal,
             "goal_names": list(self.goal_names),
             "steps_per_goal": None if self.steps_per_goal is None else list(self.steps_per_goal),
             "median_time_per_action_s": self.median_time_per_action_s, "time_per_action_s": self.time_per_action_s,
@@ -75,14 +77,14 @@ def check_planning_seed(seed: object) -> None:
                          f"lower seeds are training episodes")
 
 
-def run_episode(env: gym.Env, agent: MPCAgent, goals: ImageGoals, seed: int, *, max_steps: int | None = None,
+def run_episode(env: gym.Env, agent: MPCAgent, goals: GoalSource, seed: int, *, max_steps: int | None = None,
                 keep_frames: bool = True, progress: bool = False) -> EpisodeResult:
-    """One episode of ``env`` from ``reset(seed=seed)`` toward the env's goal images.
+    """One episode of ``env`` from ``reset(seed=seed)`` toward the goal ``goals`` gives for it.
 
     Args:
         env: a task from :func:`envs.make` (time-limited).
         agent: the agent; reset here with the episode's goal and reseeded with ``seed``.
-        goals: how the goal images become the agent's goal (the sub-goal schedule).
+        goals: where the episode's goal comes from (goal images, a sentence) and its sub-goal schedule.
         seed: a held-out seed (``>= HELD_OUT_SEED_START``).
         max_steps: steps at most; ``None``: the env's time limit.
         keep_frames: keep observations and goal images for videos.
@@ -92,8 +94,8 @@ def run_episode(env: gym.Env, agent: MPCAgent, goals: ImageGoals, seed: int, *, 
     if max_steps is not None:
         check_positive_int(max_steps, "max_steps")
     obs, info = env.reset(seed=seed)
-    images = env.unwrapped.goal_images()
-    goal = goals.build(agent.model, images)
+    episode_goal = goals.episode_goal(env, agent.model, obs, seed)
+    goal = episode_goal.goal
     agent.reset(goal, obs, seed=seed)
     limit = max_steps or env.spec.max_episode_steps
     frames = [obs["image"]] if keep_frames else []
@@ -111,10 +113,10 @@ def run_episode(env: gym.Env, agent: MPCAgent, goals: ImageGoals, seed: int, *, 
                 len(step_times), float(np.median(step_times)))
     return EpisodeResult(
         seed=seed, success=success, steps=len(step_times), goal_names=goal.names,
-        steps_per_goal=goal.schedule.steps_per_goal, time_per_action_s=step_times, mpc=log,
+        steps_per_goal=goal.schedule.steps_per_goal, time_per_action_s=step_times, mpc=log, goal=episode_goal.record,
         final_state=np.asarray(obs["state"], dtype=float).tolist(),
         final_object_pos=np.asarray(info["object_pos"], dtype=float).tolist(),
-        frames=frames, goal_images=images.images if keep_frames else (),
+        frames=frames, goal_images=tuple(goal.images or ()) if keep_frames else (),
     )
 
 

@@ -5,7 +5,7 @@ expert's step at capture) become an :class:`ImageGoal` (the :class:`jepa_wm.prot
 contract) through :class:`ImageGoals`, which holds the schedule settings:
 
 >>> goals = ImageGoals(steps_per_goal=(30, 6, 6, 12, 6), energy_threshold=(0.03,))
->>> goal = goals.build(model, env.unwrapped.goal_images())
+>>> goal = goals.goal(model, env.unwrapped.goal_images())
 >>> agent.reset(goal, obs)
 
 A stage is left after its number of steps, or as soon as the observed energy toward it falls below
@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from torch import Tensor
 
 from envs.interface import GoalImages
-from jepa_wm.protocols import CostModel
+from jepa_wm.protocols import CostModel, EpisodeGoal, Observation
 from planners.subgoals import SubgoalConfig, SubgoalSchedule
 
 
@@ -45,10 +46,10 @@ class ImageGoal:
                              f"{len(self.latents)} latents and {None if self.images is None else len(self.images)} images")
 
 
-def hint_steps(goals: GoalImages, hint_scale: float) -> tuple[int, ...]:
+def hint_steps(steps: Sequence[int], hint_scale: float) -> tuple[int, ...]:
     """Steps on each sub-goal (the final goal has none): the expert's steps between goal captures
-    (``goals.steps`` are cumulative) times ``hint_scale``, at least 1 each."""
-    gaps = np.diff(np.asarray(goals.steps), prepend=0)[:-1]  # expert steps spent on each sub-goal
+    (``steps``, cumulative: ``GoalImages.steps``) times ``hint_scale``, at least 1 each."""
+    gaps = np.diff(np.asarray(steps), prepend=0)[:-1]  # expert steps spent on each sub-goal
     return tuple(max(1, round(hint_scale * int(g))) for g in gaps)
 
 
@@ -89,11 +90,37 @@ class ImageGoals:
 
     def schedule(self, goals: GoalImages) -> SubgoalConfig:
         """When to move between the stages of ``goals`` (a single goal never switches)."""
-        if len(goals.names) == 1:
+        return self.stage_schedule(goals.names, goals.steps)
+
+    def stage_schedule(self, names: Sequence[str], expert_steps: Sequence[int] | None) -> SubgoalConfig:
+        """When to move between the stages ``names``, given the expert's cumulative steps to each
+        (``None``: unknown, then by ``steps_per_goal`` and thresholds only)."""
+        if len(names) == 1:
             return SubgoalConfig()
-        steps = self.steps_per_goal if self.steps_per_goal is not None else hint_steps(goals, self.hint_scale)
+        steps = self.steps_per_goal
+        if steps is None and expert_steps is not None:
+            steps = hint_steps(expert_steps, self.hint_scale)
         return SubgoalConfig(steps_per_goal=steps, energy_threshold=self.energy_threshold)
 
-    def build(self, model: CostModel, goals: GoalImages) -> ImageGoal:
+    @classmethod
+    def build(cls, context: Any, model: CostModel, *, instruction: str | None = None, templates: str | None = None,
+              **settings: Any) -> ImageGoals:
+        """From config (``configs/goal/image.yaml``): the settings above (the build context and model are unused).
+
+        Raises:
+            ValueError: ``instruction`` or ``templates`` given: they belong to goals from sentences.
+        """
+        given = [name for name, value in (("instruction", instruction), ("language.templates", templates))
+                 if value is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} set, but goal=image plans toward the env's goal images: add "
+                             f"goal=text to plan toward sentences")
+        return cls(**settings)
+
+    def goal(self, model: CostModel, goals: GoalImages) -> ImageGoal:
         """The goal of ``goals``, encoded by ``model`` (latents ``(G, N, D)``)."""
         return ImageGoal(tuple(goals.names), model.encode_goal(goals.images), tuple(goals.images), self.schedule(goals))
+
+    def episode_goal(self, env: Any, model: CostModel, obs: Observation, seed: int) -> EpisodeGoal:
+        """The :class:`~jepa_wm.protocols.GoalSource` step: the env's goal images of this episode."""
+        return EpisodeGoal(self.goal(model, env.unwrapped.goal_images()), {"source": "images"})

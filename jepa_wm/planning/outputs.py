@@ -16,7 +16,8 @@ def _upscale(image: np.ndarray, scale: int) -> np.ndarray:
 
 
 def write_episode_video(path: str | Path, result: EpisodeResult, *, scale: int = 4, fps: int = 10) -> Path:
-    """An mp4 with, side by side, the observation, the current sub-goal and the final goal.
+    """An mp4 with, side by side, the observation, the current sub-goal and the final goal (the
+    observation alone for a goal without images, e.g. from a sentence).
 
     Needs ``run_episode(..., keep_frames=True)``.
     """
@@ -24,15 +25,16 @@ def write_episode_video(path: str | Path, result: EpisodeResult, *, scale: int =
 
     check_positive_int(scale, "video scale")
     check_positive_int(fps, "fps")
-    if not result.frames or not result.goal_images:
+    if not result.frames:
         raise ValueError("the result holds no frames: run the episode with keep_frames=True")
     indices = result.mpc["goal_indices"]
-    final = result.goal_images[-1]
     path = Path(path)
     with imageio.get_writer(path, fps=fps, macro_block_size=1) as writer:
         for t, frame in enumerate(result.frames):
-            goal = result.goal_images[indices[min(t, len(indices) - 1)]]
-            writer.append_data(_upscale(np.concatenate([frame, goal, final], axis=1), scale))
+            panels = [frame]
+            if result.goal_images:
+                panels += [result.goal_images[indices[min(t, len(indices) - 1)]], result.goal_images[-1]]
+            writer.append_data(_upscale(np.concatenate(panels, axis=1), scale))
     return path
 
 

@@ -37,9 +37,8 @@ import envs
 from jepa_wm.planning.agent import MPCAgent
 from jepa_wm.planning.costs import BuildContext, EnergySettings, WeightedSum
 from jepa_wm.planning.episode import EpisodeResult, check_planning_seed, run_episode
-from jepa_wm.planning.goals import ImageGoals
 from jepa_wm.planning.outputs import write_episode_video
-from jepa_wm.protocols import CostModel
+from jepa_wm.protocols import CostModel, GoalSource
 from jepa_wm.workers import exit_with_parent
 from planners import MPCConfig
 from planners.base import check_positive_int
@@ -59,11 +58,11 @@ class PlanSetupError(ValueError):
 
 @dataclass
 class PlanSetup:
-    """What :func:`build` makes: the env, the agent and how goal images become its goal."""
+    """What :func:`build` makes: the env, the agent and where each episode's goal comes from."""
 
     env: gym.Env
     agent: MPCAgent
-    goals: ImageGoals
+    goals: GoalSource
 
 
 def build(resolved: Mapping[str, Any], device: torch.device) -> PlanSetup:
@@ -81,7 +80,7 @@ def build(resolved: Mapping[str, Any], device: torch.device) -> PlanSetup:
         model: CostModel = _build(resolved["world_model"], "world_model", context=context)
         cost = WeightedSum({name: _build(term, f"costs.{name}", context=context, model=model)
                             for name, term in resolved["costs"].items() if term is not None})
-        goals = ImageGoals(**resolved["goal"])
+        goals: GoalSource = _build(resolved["goal"], "goal", context=context, model=model)
         goals.check_task(list(env.unwrapped.goal_phases.values()), context.task)
         planner = _instantiate(resolved["planner"], "planner", seed=resolved["seed"], device=device)
         agent = MPCAgent(model, planner, cost, EnergySettings(**resolved["energy"]), MPCConfig(**resolved["mpc"]),

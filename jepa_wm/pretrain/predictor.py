@@ -15,7 +15,13 @@ import torch
 from torch import Tensor, nn
 
 from jepa_wm.nn.blocks import Block, init_vjepa_weights
-from jepa_wm.nn.rope import ROPE_LAYOUTS, RopeLayout, rope_axis_dim, rope_table, token_positions
+from jepa_wm.nn.rope import (
+    ROPE_LAYOUTS,
+    RopeLayout,
+    rope_axis_dim,
+    rope_table,
+    token_positions,
+)
 
 
 @dataclass(frozen=True)

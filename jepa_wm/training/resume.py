@@ -30,7 +30,13 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from jepa_wm.locks import hold
-from jepa_wm.training.checkpoint import CheckpointError, check_resume, list_checkpoints, load_checkpoint, restore
+from jepa_wm.training.checkpoint import (
+    CheckpointError,
+    check_resume,
+    list_checkpoints,
+    load_checkpoint,
+    restore,
+)
 from jepa_wm.training.distributed import ResumableSampler
 from jepa_wm.training.schedule import WarmupConstantDecay, follow_schedule
 

@@ -42,7 +42,7 @@ def test_latents_are_the_encoded_true_frames_and_the_env_is_left_as_it_was(world
     obs, _ = env.reset(seed=SEED)
     model = SimulatorModel(env, world_model)
     assert model.prediction == "latents"
-    goal = ImageGoals().build(model, env.unwrapped.goal_images())
+    goal = ImageGoals().goal(model, env.unwrapped.goal_images())
     start = env.unwrapped.sim_state()
     actions = torch.rand(3, 2, 7, generator=torch.Generator().manual_seed(0)) * 2 - 1  # (B, H, A)
     candidates = Candidates(actions, obs, goal, 0, model)

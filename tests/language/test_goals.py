@@ -33,7 +33,7 @@ def goals(text_encoder) -> TextGoals:
 
 def test_a_sentence_becomes_a_goal_the_agent_takes(goals) -> None:
     model, obs = FakeModel(), point_obs((0.0, 0.0, 0.1))
-    goal = goals.build(model, obs, SENTENCE, names=("grasped", "final"))
+    goal = goals.goal(model, obs, SENTENCE, names=("grasped", "final"))
     assert isinstance(goal, Goal) and goal.names == ("grasped", "final") and goal.images is None
     assert goal.latents.shape == (2, 4, 3) and goal.schedule.steps_per_goal == (5,)
     planner = CEM(CEMConfig(num_samples=16, iterations=2, topk=4), ActionSpace(dim=3), seed=0)
@@ -47,9 +47,9 @@ def test_roles_swapped_give_another_goal_and_sentences_are_encoded_once(goals, m
     calls = []
     encode = goals.text_encoder.encode
     monkeypatch.setattr(goals.text_encoder, "encode", lambda s: calls.append(s) or encode(s))
-    first = goals.build(model, obs, SENTENCE, names=("final",))
-    again = goals.build(model, obs, "  put the red cube  on the blue pad ", names=("final",))
-    swapped = goals.build(model, obs, SWAPPED, names=("final",))
+    first = goals.goal(model, obs, SENTENCE, names=("final",))
+    again = goals.goal(model, obs, "  put the red cube  on the blue pad ", names=("final",))
+    swapped = goals.goal(model, obs, SWAPPED, names=("final",))
     torch.testing.assert_close(first.latents, again.latents)
     assert not torch.allclose(first.latents, swapped.latents)
     assert calls == [[SENTENCE], [SWAPPED]]
@@ -63,14 +63,14 @@ def test_roles_swapped_give_another_goal_and_sentences_are_encoded_once(goals, m
 ])
 def test_bad_sentences_and_stages_are_one_line(goals, sentence, names, message) -> None:
     with pytest.raises(ValueError, match=message):
-        goals.build(FakeModel(), point_obs((0.0, 0.0, 0.1)), sentence, names)
+        goals.goal(FakeModel(), point_obs((0.0, 0.0, 0.1)), sentence, names)
 
 
 def test_a_predictor_of_another_encoder_is_refused(text_encoder) -> None:
     predictor = LanguageGoalPredictor(LanguageGoalConfig(latent_dim=5, grid_hw=(2, 2), text_dim=text_encoder.dim,
                                                          width=16, depth=1, num_heads=2))
     with pytest.raises(ValueError, match=r"trained on latents \(4, 5\); this world model's are \(4, 3\)"):
-        TextGoals(predictor, text_encoder).build(FakeModel(), point_obs((0.0, 0.0, 0.1)), SENTENCE, ("final",))
+        TextGoals(predictor, text_encoder).goal(FakeModel(), point_obs((0.0, 0.0, 0.1)), SENTENCE, ("final",))
     small = LanguageGoalPredictor(LanguageGoalConfig(latent_dim=3, grid_hw=(2, 2), text_dim=8))
     with pytest.raises(ValueError, match="takes 8-wide text features, the text encoder gives 384"):
         TextGoals(small, text_encoder)

@@ -15,8 +15,12 @@ from jepa_wm.encoders.checkpoint import load_encoder_checkpoint, save_encoder_ch
 from jepa_wm.encoders.vit import VisionTransformer, vit_config
 from jepa_wm.language.evaluation import retrieval
 from jepa_wm.language.goal_data import GoalDataError, collect_goal_episodes
-from jepa_wm.language.goal_latents import GoalLatentSet, build_goal_latents, load_goal_latents
-from jepa_wm.language.goal_predictor import LanguageGoalPredictor
+from jepa_wm.language.goal_latents import (
+    GoalLatentSet,
+    build_goal_latents,
+    load_goal_latents,
+)
+from jepa_wm.language.goal_predictor import LanguageGoalConfig, LanguageGoalPredictor
 from jepa_wm.language.instructions import TemplateSet
 from jepa_wm.language.sentences import SentenceBank
 from jepa_wm.language.text_encoder import load_text_encoder
@@ -141,3 +145,25 @@ def test_the_script_trains_resumes_and_writes_a_predictor(files, tmp_path, monke
             run_script("train_language_goals.py", *args, "train.steps=4", bad, monkeypatch=monkeypatch)
         assert message in str(stop.value.code) and "\n" not in str(stop.value.code)
     assert out.read_bytes() == before
+
+
+def test_the_evaluation_script_writes_its_scores(files, tmp_path, monkeypatch, capsys):
+    torch.manual_seed(0)
+    encoder = load_encoder_checkpoint(files["encoder"])
+    predictor = LanguageGoalPredictor(LanguageGoalConfig(latent_dim=24, grid_hw=(2, 2), text_dim=384, width=16,
+                                                         depth=1, num_heads=2))
+    predictor.save(tmp_path / "goals.pt", {"encoder_fingerprint": encoder.fingerprint()})
+    out = tmp_path / "eval" / "results.json"
+    args = [f"checkpoint={tmp_path / 'goals.pt'}", f"encoder={files['encoder']}", "progress=false", f"out={out}",
+            "~evaluations", f"+evaluations.mine.data={files['eval']}", "+evaluations.mine.phrasings=heldout"]
+    run_script("eval_language_goals.py", *args, monkeypatch=monkeypatch)
+    report = json.loads(out.read_text())["results"]["mine"]
+    assert report["task"] == "pick_place_multi" and report["scenes"] == 2 and 0 <= report["r1"] <= 1
+    assert "| mine | pick_place_multi | heldout |" in capsys.readouterr().out
+    for bad, message in (([], "holds results.json"),  # the same out again: refused, not overwritten
+                         ([f"out={tmp_path / 'b.json'}", f"+evaluations.mine.data={files['train']}"],
+                          "holds training seeds")):
+        with pytest.raises(SystemExit) as stop:
+            run_script("eval_language_goals.py", *[a for a in args if not a.startswith("+evaluations.mine.data")
+                                                   or not bad] + bad, monkeypatch=monkeypatch)
+        assert message in str(stop.value.code) and "\n" not in str(stop.value.code)

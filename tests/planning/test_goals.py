@@ -24,11 +24,11 @@ def goal_images(steps=(4, 14, 18), names=("grasped", "above_target", "final")) -
 
 def test_hint_steps_by_hand() -> None:
     goals = goal_images(steps=(4, 14, 18))  # the expert spent 4 steps on the first sub-goal, 10 on the second
-    assert hint_steps(goals, 1.0) == (4, 10)
-    assert hint_steps(goals, 3.0) == (12, 30)
-    assert hint_steps(goals, 0.2) == (1, 2)  # 0.8 -> 1, 2.0 -> 2
-    assert hint_steps(goals, 0.01) == (1, 1)  # at least one step each
-    assert hint_steps(goal_images(steps=(7,), names=("final",)), 3.0) == ()  # the final goal has none
+    assert hint_steps(goals.steps, 1.0) == (4, 10)
+    assert hint_steps(goals.steps, 3.0) == (12, 30)
+    assert hint_steps(goals.steps, 0.2) == (1, 2)  # 0.8 -> 1, 2.0 -> 2
+    assert hint_steps(goals.steps, 0.01) == (1, 1)  # at least one step each
+    assert hint_steps(goal_images(steps=(7,), names=("final",)).steps, 3.0) == ()  # the final goal has none
 
 
 def test_schedule_for_one_and_several_stages() -> None:
@@ -82,14 +82,23 @@ def test_image_goal_refuses_mismatched_lengths() -> None:
         ImageGoal(("a", "b"), torch.zeros(3, 4, 3), None, SubgoalConfig())
 
 
-def test_build_encodes_the_goal_images_once() -> None:
+def test_goal_encodes_the_goal_images_once() -> None:
     model = FakeModel()
     goals = goal_images()
-    goal = ImageGoals(steps_per_goal=(5, 6)).build(model, goals)
+    goal = ImageGoals(steps_per_goal=(5, 6)).goal(model, goals)
     assert model.calls["encode_goal"] == 1
     assert goal.names == ("grasped", "above_target", "final") and len(goal.images) == 3
     assert all(a is b for a, b in zip(goal.images, goals.images, strict=True))
     torch.testing.assert_close(goal.latents, latent_of(torch.tensor(POSITIONS)))  # (G, N, D)
     assert goal.schedule == SubgoalConfig(steps_per_goal=(5, 6))
-    final = ImageGoals(steps_per_goal=(5, 6)).build(model, goal_images(steps=(9,), names=("final",)))
+    final = ImageGoals(steps_per_goal=(5, 6)).goal(model, goal_images(steps=(9,), names=("final",)))
     assert final.latents.shape == (1, 4, 3) and final.schedule == SubgoalConfig()
+
+
+def test_config_build_refuses_sentence_settings_with_one_line() -> None:
+    assert ImageGoals.build(None, FakeModel(), steps_per_goal=[5, 6]) == ImageGoals(steps_per_goal=(5, 6))
+    for given, shown in (({"instruction": "put the red cube on the blue pad"}, "instruction set"),
+                         ({"templates": "mine.txt"}, "language.templates set")):
+        with pytest.raises(ValueError, match=f"{shown}, but goal=image plans toward the env's goal images") as err:
+            ImageGoals.build(None, FakeModel(), **given)
+        assert "goal=text" in str(err.value) and "\n" not in str(err.value)

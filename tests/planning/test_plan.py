@@ -105,7 +105,7 @@ def test_a_loop_written_here_reproduces_run_episode_step_by_step(checkpoints):
     expected = run_episode(env, _agent(checkpoints), goals, seed=SEED + 1, max_steps=8, keep_frames=False)
     agent = _agent(checkpoints)  # a fresh agent, as a robot would build one
     obs, _ = env.reset(seed=SEED + 1)
-    goal: Goal = goals.build(agent.model, env.unwrapped.goal_images())
+    goal: Goal = goals.goal(agent.model, env.unwrapped.goal_images())
     agent.reset(goal, obs, seed=SEED + 1)
     actions, stages = [], []
     for _ in range(8):
@@ -382,7 +382,7 @@ def test_workspace_term_charges_plans_that_leave_the_view(checkpoints):
     with pytest.raises(ValueError, match="'view' or"):
         WorkspaceCost.build(context, model, box="camera")
     obs, _ = env.reset(seed=SEED)
-    goal = ImageGoals().build(model, env.unwrapped.goal_images())
+    goal = ImageGoals().goal(model, env.unwrapped.goal_images())
     stay, leave = torch.zeros(1, 1, 7), torch.zeros(1, 1, 7)
     leave[0, 0, 2] = (high[2] - obs["state"][2]) / 0.05 + 1.0  # 1 unit (5 cm) above the box
     energy = LatentEnergy()

@@ -42,7 +42,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from jepa_wm.planning.costs import BuildContext, Candidates, check_prediction, check_weight
+from jepa_wm.planning.costs import (
+    BuildContext,
+    Candidates,
+    check_prediction,
+    check_weight,
+)
 from jepa_wm.planning.latent_model import LatentModel
 from jepa_wm.plugins.object_model.dynamics import ObjectDynamics
 from jepa_wm.plugins.object_reader.reader import ObjectReader

@@ -14,8 +14,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from envs.interface import POS_SCALE
-from jepa_wm.plugins.object_model.play import DATASETS
 from jepa_wm.plugins.object_model.dynamics import ObjectDynamics, transition_features
+from jepa_wm.plugins.object_model.play import DATASETS
 from jepa_wm.training.loop import NonFiniteLossError, optimizer_step
 
 logger = logging.getLogger(__name__)

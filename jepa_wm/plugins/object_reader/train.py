@@ -25,10 +25,17 @@ from tqdm.auto import tqdm
 from jepa_wm.data.clips import EpisodeRef
 from jepa_wm.data.hdf5 import DATA
 from jepa_wm.encoders.latent_cache import LATENTS
+from jepa_wm.plugins.object_reader.reader import (
+    OBJECT_KEY,
+    STATE_KEY,
+    TABLE_XY,
+    TABLE_Z,
+    TARGETS,
+    ObjectReader,
+)
 from jepa_wm.predictor_training import batch_to_device
 from jepa_wm.training.loop import optimizer_step
 from jepa_wm.world_model import WorldModel
-from jepa_wm.plugins.object_reader.reader import OBJECT_KEY, STATE_KEY, TABLE_XY, TABLE_Z, TARGETS, ObjectReader
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import envs  # first: chooses the headless GL back-end before mujoco is imported
-
 import hydra
 import numpy as np
 import torch

@@ -20,14 +20,14 @@ import platform
 import time
 from pathlib import Path
 
-import envs  # first: chooses the headless GL back-end before mujoco is imported
-
 import gymnasium as gym
 import hydra
 import mujoco
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+
+import envs  # first: chooses the headless GL back-end before mujoco is imported
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,6 @@ import platform
 import time
 from pathlib import Path
 
-import envs  # first: chooses the headless GL back-end before mujoco is imported
-
 import hydra
 import numpy as np
 import torch
@@ -32,6 +30,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from scipy.stats import pearsonr, spearmanr
 
+import envs  # first: chooses the headless GL back-end before mujoco is imported
 from jepa_wm.planning.latent_model import LatentModel
 from jepa_wm.planning.loading import load_planning_world_model
 from jepa_wm.world_model import PRECISIONS, cpu_has_native_bf16

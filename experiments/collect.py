@@ -24,7 +24,12 @@ import sys
 import hydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from jepa_wm.data import CollectionConfig, CollectionDiskFull, CollectionInterrupted, collect
+from jepa_wm.data import (
+    CollectionConfig,
+    CollectionDiskFull,
+    CollectionInterrupted,
+    collect,
+)
 from jepa_wm.locks import LockedError
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,10 @@ from omegaconf import DictConfig, OmegaConf
 import envs
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
-from jepa_wm.evaluation.energy_landscape import energy_distance_correlation, pixel_features
+from jepa_wm.evaluation.energy_landscape import (
+    energy_distance_correlation,
+    pixel_features,
+)
 from jepa_wm.planning.loading import check_encoder_fits_images
 from planners.objective import smooth_tokens
 

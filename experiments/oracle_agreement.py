@@ -29,10 +29,10 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 import envs
-from jepa_wm.evaluation.replay import read_plan_results
 from jepa_wm.diagnostics.oracle_agreement import episode_agreement, summarize_agreement
-from jepa_wm.planning.loading import load_planning_world_model
+from jepa_wm.evaluation.replay import read_plan_results
 from jepa_wm.planning.costs import EnergySettings
+from jepa_wm.planning.loading import load_planning_world_model
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import envs
-from jepa_wm.evaluation.replay import as_records, replay_episode, summarize_replays
 from jepa_wm.diagnostics.goal_pose_follower import follow_goal_poses
 from jepa_wm.diagnostics.state_oracle import plan_with_true_state
+from jepa_wm.evaluation.replay import as_records, replay_episode, summarize_replays
 
 log = logging.getLogger(__name__)
 POLICIES = ("follow", "state_mpc")

@@ -25,7 +25,13 @@ from omegaconf import DictConfig, OmegaConf
 from jepa_wm.data import ClipDataset
 from jepa_wm.encoders import FrozenEncoder, VisionTransformer
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint, read_encoder_checkpoint
-from jepa_wm.evaluation.probe import encoder_features, format_table, load_probe_frames, pixel_features, probe_features
+from jepa_wm.evaluation.probe import (
+    encoder_features,
+    format_table,
+    load_probe_frames,
+    pixel_features,
+    probe_features,
+)
 
 log = logging.getLogger(__name__)
 

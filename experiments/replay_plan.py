@@ -44,8 +44,17 @@ import hydra
 from omegaconf import DictConfig
 
 import envs
-from jepa_wm.evaluation.arrival import calibrate_arrival_energy, calibrate_far_energy, final_goal_observations
-from jepa_wm.evaluation.replay import as_records, read_plan_results, replay_results, summarize_replays
+from jepa_wm.evaluation.arrival import (
+    calibrate_arrival_energy,
+    calibrate_far_energy,
+    final_goal_observations,
+)
+from jepa_wm.evaluation.replay import (
+    as_records,
+    read_plan_results,
+    replay_results,
+    summarize_replays,
+)
 
 log = logging.getLogger(__name__)
 

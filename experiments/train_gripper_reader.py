@@ -32,9 +32,9 @@ from omegaconf import DictConfig, OmegaConf
 
 import envs
 from jepa_wm.data import HELD_OUT_SEED_START, ClipDataset
+from jepa_wm.evaluation.probe import load_probe_frames
 from jepa_wm.plugins.gripper_reader.reader import GripperReader, closed_labels
 from jepa_wm.plugins.gripper_reader.train import goal_agreement, train_gripper_reader
-from jepa_wm.evaluation.probe import load_probe_frames
 from jepa_wm.state_integration import StateIntegration
 from jepa_wm.training.loop import NonFiniteLossError
 

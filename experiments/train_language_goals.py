@@ -13,8 +13,8 @@ instruction and encodes it with the frozen text encoder, then trains
 (:mod:`jepa_wm.language.train`). Every ``train.eval_every`` steps it scores the held-out seeds of
 ``data.eval`` on the held-out phrasings (R@1 among the scene's instructions, role swaps). The
 predictor goes to ``out`` with its config, both encoders' fingerprints, the data it saw, the
-expert's median steps to each goal stage per task (the sub-goal schedule of ``plan.py goal=text``)
-and its last scores.
+expert's median steps to each goal stage and its gripper there, per task (the sub-goal schedule and
+the gripper targets of ``plan.py goal=text``), and its last scores.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.language.evaluation import retrieval
-from jepa_wm.language.goal_data import GoalDataError, GoalEpisodes, expert_steps
+from jepa_wm.language.goal_data import GoalDataError, GoalEpisodes, expert_stages
 from jepa_wm.language.goal_latents import (
     GoalLatentSet,
     build_goal_latents,
@@ -98,8 +98,8 @@ def run(cfg: DictConfig) -> Path:
                          run_config={"model": settings["model"], "settings": settings}, data_summary=summary,
                          evaluate=evaluate, progress=cfg.progress)
     scores = evaluate(predictor) if evaluate is not None else {}
-    expert = {task: steps for path in train_files for task, steps in expert_steps(path).items()}
-    meta = {"encoder_fingerprint": encoder.fingerprint(), "expert_steps": expert, "text_encoder": text_encoder.describe(),
+    expert = {task: stages for path in train_files for task, stages in expert_stages(path).items()}
+    meta = {"encoder_fingerprint": encoder.fingerprint(), "expert_stages": expert, "text_encoder": text_encoder.describe(),
             "text_encoder_fingerprint": text_encoder.fingerprint(), "data": summary, "config": settings,
             "steps": train_config.steps, "run_dir": str(run_dir.resolve()), "held_out_scores": scores}
     predictor.cpu().save(out, meta)

@@ -48,7 +48,11 @@ from jepa_wm.data.oversample import clip_object_moves, moving_clip_indices
 from jepa_wm.encoders.checkpoint import load_encoder_checkpoint
 from jepa_wm.encoders.latent_cache import build_latent_cache
 from jepa_wm.locks import LockedError
-from jepa_wm.predictor_training import PredictorTrainConfig, init_predictor, train_predictor
+from jepa_wm.predictor_training import (
+    PredictorTrainConfig,
+    init_predictor,
+    train_predictor,
+)
 from jepa_wm.state_integration import integration_for_tasks
 from jepa_wm.training import (
     DistributedContext,

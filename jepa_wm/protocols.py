@@ -107,12 +107,15 @@ class Goal(Protocol):
         images: the stages' images ``(H, W, 3)`` uint8 when the goal came from images, else
             ``None`` (a goal from a sentence has none).
         schedule: when to move on (steps per stage, energy thresholds).
+        gripper: each stage's gripper command (+1 closed, -1 open) when the goal source knows it
+            without images (a goal from a sentence: the expert's at that stage), else ``None``.
     """
 
     names: tuple[str, ...]
     latents: Tensor
     images: tuple[np.ndarray, ...] | None
     schedule: SubgoalConfig
+    gripper: tuple[float, ...] | None
 
 
 @dataclass(frozen=True)

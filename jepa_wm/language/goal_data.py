@@ -461,24 +461,34 @@ class GoalEpisodes:
                            own_pair=own, pairs=pairs, goals=goals)
 
 
-def expert_steps(path: str | Path) -> dict[str, dict[str, list]]:
-    """Per task of the file, its goal stages' names and the clean expert's median cumulative steps to each
-    (over every instruction of every seed): the step hints a goal from a sentence lacks.
+
+def expert_stages(path: str | Path) -> dict[str, dict[str, list]]:
+    """Per task of the file, what a goal from a sentence lacks and the clean expert shows at its goal stages:
+    the stages' names, the median cumulative steps to each (the sub-goal schedule's hints) and the
+    gripper command at each (+1 closed, -1 open: the majority over every instruction of every seed).
 
     Returns:
-        ``{task: {"names": [G names], "steps": [G ints]}}``.
+        ``{task: {"names": [G names], "steps": [G ints], "gripper": [G floats]}}`` (``{}`` for an empty file).
     """
+    from jepa_wm.plugins.gripper_reader.reader import closed_labels
+    from jepa_wm.state_integration import StateIntegration
+
     steps: list[np.ndarray] = []
+    closed: list[np.ndarray] = []
     names: tuple[str, ...] = ()
+    gripper_open = StateIntegration().gripper_open
     with GoalEpisodes(path) as data:
         episodes = data._open()[EPISODES]
         for seed in data.seeds:
             for sub in episodes[seed_name(seed)]["goals"].values():
                 names = tuple(str(n) for n in sub.attrs["names"])
                 steps.append(np.asarray(sub.attrs["steps"], dtype=np.int64))
+                closed.append(closed_labels(sub["states"][:, 6], gripper_open))
         task = str(data.task_config["name"])
     if not steps:
         return {}
     if len({len(s) for s in steps}) != 1:
         raise GoalDataError(f"{path}: its instructions have different numbers of goal stages")
-    return {task: {"names": list(names), "steps": [int(v) for v in np.median(np.stack(steps), axis=0).round()]}}
+    majority = np.stack(closed).mean(axis=0) > 0.5
+    return {task: {"names": list(names), "steps": [int(v) for v in np.median(np.stack(steps), axis=0).round()],
+                   "gripper": [1.0 if c else -1.0 for c in majority]}}

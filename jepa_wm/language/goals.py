@@ -17,7 +17,8 @@ encoder twice).
 
 Without ``steps_per_goal``, each sub-goal gets the clean expert's median steps to it (recorded with
 the predictor from its training data) times ``hint_scale``, as image goals take their images'
-step hints.
+step hints; each stage carries the expert's gripper command there (``Goal.gripper``, for the
+gripper-target cost that reads goal images otherwise).
 """
 
 from __future__ import annotations
@@ -57,18 +58,19 @@ class TextGoals:
         templates: the phrasings an episode's sentence is drawn from.
         instruction: one sentence for every episode (instead of ``templates``). With neither,
             :meth:`episode_goal` cannot pick a sentence; :meth:`goal` takes any.
-        steps_per_goal: steps on each sub-goal; ``None``: ``expert_steps`` times ``hint_scale``.
+        steps_per_goal: steps on each sub-goal; ``None``: ``expert_stages`` times ``hint_scale``.
         hint_scale: how much slower than the clean expert the planner may be.
         energy_threshold: also leave a stage once the observed energy toward it is below this.
-        expert_steps: per task, ``{"names": [...], "steps": [...]}``: the expert's median cumulative
-            steps to each goal stage (the predictor's training data records them).
+        expert_stages: per task, ``{"names": [...], "steps": [...], "gripper": [...]}``: the expert's
+            median cumulative steps to each goal stage and its gripper command there (+1 closed, -1 open),
+            from the predictor's training data (:func:`~jepa_wm.language.goal_data.expert_stages`).
     """
 
     def __init__(self, predictor: LanguageGoalPredictor, text_encoder: TextEncoder, *,
                  templates: TemplateSet | None = None, instruction: str | None = None,
                  steps_per_goal: Sequence[int] | None = None, hint_scale: float = 3.0,
                  energy_threshold: float | Sequence[float | None] | None = None,
-                 expert_steps: Mapping[str, Mapping[str, Sequence]] | None = None) -> None:
+                 expert_stages: Mapping[str, Mapping[str, Sequence]] | None = None) -> None:
         if predictor.config.text_dim != text_encoder.dim:
             raise ValueError(f"the language-goal predictor takes {predictor.config.text_dim}-wide text features, "
                              f"the text encoder gives {text_encoder.dim}")
@@ -77,7 +79,7 @@ class TextGoals:
         self.predictor, self.text_encoder = predictor.eval(), text_encoder
         self.templates, self.instruction = templates, instruction
         self.settings = ImageGoals(steps_per_goal, hint_scale, energy_threshold)  # the same schedule rules
-        self.expert_steps = dict(expert_steps or {})
+        self.expert_stages = dict(expert_stages or {})
         self._features: dict[str, TokenFeatures] = {}
 
     @classmethod
@@ -115,14 +117,14 @@ class TextGoals:
             template_set = resolve_templates(task, "heldout", templates)
         return cls(network, text_encoder, templates=template_set, instruction=instruction,
                    steps_per_goal=steps_per_goal, hint_scale=hint_scale, energy_threshold=energy_threshold,
-                   expert_steps=meta.get("expert_steps"))
+                   expert_stages=meta.get("expert_stages"))
 
     def check_task(self, names: Sequence[str], task: str) -> None:
         """As :meth:`ImageGoals.check_task`; also, without ``steps_per_goal``, the predictor must know the
         expert's steps of a multi-stage ``task``."""
         self.settings.check_task(names, task)
         if len(names) > 1 and self.settings.steps_per_goal is None:
-            known = self.expert_steps.get(task)
+            known = self.expert_stages.get(task)
             if known is None or list(known["names"]) != list(names):
                 raise ValueError(f"goal=text: the language-goal predictor records no expert steps for {task}'s "
                                  f"goal stages {list(names)}: set goal.steps_per_goal")
@@ -174,9 +176,16 @@ class TextGoals:
     def schedule(self, names: Sequence[str], task: str | None = None) -> SubgoalConfig:
         """When to move between the stages ``names`` of ``task``: ``steps_per_goal``, else the expert's steps
         recorded for ``task`` times ``hint_scale`` (by thresholds only when neither is known)."""
-        known = self.expert_steps.get(task) if task is not None else None
+        known = self.expert_stages.get(task) if task is not None else None
         hints = known["steps"] if known is not None and list(known["names"]) == list(names) else None
         return self.settings.stage_schedule(names, hints)
+
+    def gripper(self, names: Sequence[str], task: str | None = None) -> tuple[float, ...] | None:
+        """The expert's gripper command at each stage ``names`` of ``task`` (``None`` when not recorded)."""
+        known = self.expert_stages.get(task) if task is not None else None
+        if known is None or list(known["names"]) != list(names) or "gripper" not in known:
+            return None
+        return tuple(float(g) for g in known["gripper"])
 
     @torch.no_grad()
     def goal(self, model: CostModel, obs: Observation, sentence: str, names: Sequence[str],
@@ -200,5 +209,5 @@ class TextGoals:
         latents = self.predictor.to(z.device)(z.float(), text.features, text.mask, stages=len(names))[0]  # (G, N, D)
         if not torch.isfinite(latents).all():
             raise ValueError(f"the predicted goal latents of {sentence!r} are not finite")
-        return ImageGoal(names, latents.to(z.dtype), None, self.schedule(names, task))
+        return ImageGoal(names, latents.to(z.dtype), None, self.schedule(names, task), self.gripper(names, task))
 

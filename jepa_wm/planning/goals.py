@@ -32,18 +32,24 @@ class ImageGoal:
     """Goal stages built from images (:class:`jepa_wm.protocols.Goal`).
 
     Attributes:
-        names: one per stage ``(G,)``; latents ``(G, N, D)``; images uint8 ``(H, W, 3)`` each; schedule.
+        names: one per stage ``(G,)``; latents ``(G, N, D)``; images uint8 ``(H, W, 3)`` each; schedule;
+        gripper: each stage's gripper command when known without images (see the protocol).
     """
 
     names: tuple[str, ...]
     latents: Tensor
     images: tuple[np.ndarray, ...] | None
     schedule: SubgoalConfig
+    gripper: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.latents) or (self.images is not None and len(self.images) != len(self.names)):
             raise ValueError(f"expected one latent and one image per goal stage ({len(self.names)}), got "
                              f"{len(self.latents)} latents and {None if self.images is None else len(self.images)} images")
+        if self.gripper is not None and (len(self.gripper) != len(self.names)
+                                         or any(g not in (-1.0, 1.0) for g in self.gripper)):
+            raise ValueError(f"gripper must give -1 (open) or +1 (closed) for each of the {len(self.names)} stages, "
+                             f"got {self.gripper!r}")
 
 
 def hint_steps(steps: Sequence[int], hint_scale: float) -> tuple[int, ...]:

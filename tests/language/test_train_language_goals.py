@@ -137,6 +137,10 @@ def test_the_script_trains_resumes_and_writes_a_predictor(files, tmp_path, monke
     assert [d["seeds"] for d in meta["data"]] == [3] and meta["data"][0]["instructions"] > 3
     assert set(meta["held_out_scores"]) >= {"r1", "swap_accuracy", "energy_own"}
     assert predictor.config.grid_hw == (2, 2) and predictor.config.latent_dim == 24
+    stages = meta["expert_stages"]["pick_place_multi"]  # the schedule and gripper a goal from a sentence lacks
+    assert stages["names"] == ["at_cube", "closed", "grasped", "above_target", "placed", "final"]
+    assert stages["gripper"] == [-1.0, 1.0, 1.0, 1.0, 1.0, -1.0]
+    assert stages["steps"] == sorted(stages["steps"]) and stages["steps"][0] > 0
     before = out.read_bytes()
     for bad, message in ((f"run_dir={tmp_path / 'other'}", "already exists"),
                          (f"data.train=[{files['eval']}]", "expected training seeds"),

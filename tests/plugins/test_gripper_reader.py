@@ -115,8 +115,10 @@ def test_gripper_target_charges_each_step_of_the_other_command():
         GripperTarget(reader, dim=-1)
     with pytest.raises(ValueError, match=r"costs.gripper.weight must be a number >= 0"):
         GripperTarget(reader, weight=-1.0)
-    with pytest.raises(ValueError, match=r"this goal has none: drop the term \(costs.gripper=null\)"):
+    with pytest.raises(ValueError, match=r"neither images nor gripper commands: drop the term \(costs.gripper=null\)"):
         term.reset(ImageGoal(("final",), torch.zeros(1, 4, 8), None, SubgoalConfig()), model=None)
+    term.reset(ImageGoal(("a", "final"), torch.zeros(2, 4, 8), None, SubgoalConfig(), gripper=(1.0, -1.0)), None)
+    assert term.targets == [1.0, -1.0]  # a goal from a sentence carries the expert's commands
 
 
 def test_reader_sets_each_goals_gripper_target(tmp_path):

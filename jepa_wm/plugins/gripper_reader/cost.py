@@ -1,7 +1,8 @@
 """The gripper-target cost term: plans charged for commanding the gripper the goal image does not show.
 
 The latent energy sees the fingers only a little; :class:`~jepa_wm.plugins.gripper_reader.reader.GripperReader`
-reads from each goal stage's image whether its gripper is open (-1) or closed (+1), and the term charges
+reads from each goal stage's image whether its gripper is open (-1) or closed (+1) (a goal from a sentence
+carries the expert's command at each stage instead), and the term charges
 ``mean_t |a[t, dim] - target| / 2`` (1 per step of the opposite binary command)::
 
     costs:
@@ -51,11 +52,14 @@ class GripperTarget:
         return cls(loaded, dim, weight)
 
     def reset(self, goal: Goal, model: CostModel) -> None:
-        """Read each stage's gripper command from its image."""
-        if goal.images is None:
-            raise ValueError("costs.gripper reads the gripper from goal images; this goal has none: drop the term "
-                             "(costs.gripper=null)")
-        self.targets = self.reader.targets(goal.images)
+        """Read each stage's gripper command from its image (a goal without images: the commands it carries)."""
+        if goal.images is not None:
+            self.targets = self.reader.targets(goal.images)
+        elif goal.gripper is not None:
+            self.targets = [float(g) for g in goal.gripper]
+        else:
+            raise ValueError("costs.gripper reads the gripper from goal images; this goal has neither images nor "
+                             "gripper commands: drop the term (costs.gripper=null)")
 
     def __call__(self, candidates: Candidates) -> Tensor:
         target = self.targets[candidates.stage]

@@ -13,10 +13,11 @@ Architecture: one sequence per instruction, ``[stage queries | text tokens | obs
 tokens]``, through a stack of pre-norm transformer blocks. Text tokens are the frozen text
 encoder's token features projected to the predictor's width, with a learned position each
 (padding masked out as keys); observation tokens are the current frame's latents projected, with
-a learned position per grid cell; the stage queries are one learned token per stage the predictor
-knows, so every sequence sees them all. Each observation token's output is read out once per
-stage (one linear head, ``max_stages`` outputs of width ``D``), as a change added to the frame's
-latents: most of the scene does not move between now and the goal. Stages are counted back from
+a learned position per square; the stage queries are one learned token per stage the predictor
+knows, so every sequence sees them all. Observation tokens are ``patch x patch`` squares of the
+grid (4x fewer tokens at the default 2). Each observation token's output is read out once per
+stage (one linear head, ``max_stages`` outputs of the square's cells), as a change added to the
+frame's latents: most of the scene does not move between now and the goal. Stages are counted back from
 the final goal (the last head is always "the final goal"), so tasks with different numbers of
 sub-goals share it. One sequence for all stages keeps a sentence's goals at one forward pass.
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from jepa_wm.nn.blocks import Block, init_vjepa_weights
@@ -47,6 +49,9 @@ class LanguageGoalConfig:
         text_dim: the text encoder's token width.
         max_stages: goal stages it can predict at most (sub-goals + the final goal).
         max_words: text tokens it takes at most (each has a learned position).
+        patch: latent cells per predictor token along each side: a ``patch x patch`` square of the
+            grid is one token (``patch * patch * D`` values in, the same out per stage), so the
+            transformer runs on ``N / patch**2`` observation tokens.
         width: the predictor's token width.
         depth: transformer blocks.
         num_heads: attention heads.
@@ -59,6 +64,7 @@ class LanguageGoalConfig:
     text_dim: int
     max_stages: int = 8
     max_words: int = 64
+    patch: int = 2
     width: int = 128
     depth: int = 4
     num_heads: int = 4
@@ -66,7 +72,7 @@ class LanguageGoalConfig:
     init_std: float = 0.02
 
     def __post_init__(self) -> None:
-        for name in ("latent_dim", "text_dim", "max_stages", "max_words", "width", "depth", "num_heads"):
+        for name in ("latent_dim", "text_dim", "max_stages", "max_words", "patch", "width", "depth", "num_heads"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"LanguageGoalConfig.{name} must be a positive int, got {value!r}")
@@ -74,6 +80,8 @@ class LanguageGoalConfig:
         if len(grid) != 2 or any(not isinstance(v, int) or v < 1 for v in grid):
             raise ValueError(f"LanguageGoalConfig.grid_hw must be two positive ints (h, w), got {self.grid_hw!r}")
         object.__setattr__(self, "grid_hw", grid)
+        if grid[0] % self.patch or grid[1] % self.patch:
+            raise ValueError(f"LanguageGoalConfig.patch ({self.patch}) must divide the grid {grid}")
         if self.width % self.num_heads:
             raise ValueError(f"LanguageGoalConfig.width ({self.width}) must be divisible by num_heads "
                              f"({self.num_heads})")
@@ -82,6 +90,16 @@ class LanguageGoalConfig:
     def num_tokens(self) -> int:
         """Tokens per frame ``N``."""
         return self.grid_hw[0] * self.grid_hw[1]
+
+    @property
+    def patch_tokens(self) -> int:
+        """The predictor's observation tokens ``N / patch**2``."""
+        return self.num_tokens // self.patch**2
+
+    @property
+    def patch_dim(self) -> int:
+        """Values per predictor observation token ``patch**2 * D``."""
+        return self.patch**2 * self.latent_dim
 
 
 class LanguageGoalPredictor(nn.Module):
@@ -95,16 +113,16 @@ class LanguageGoalPredictor(nn.Module):
         super().__init__()
         self.config = config
         width = config.width
-        self.obs_in = nn.Linear(config.latent_dim, width)
+        self.obs_in = nn.Linear(config.patch_dim, width)
         self.text_in = nn.Linear(config.text_dim, width)
-        self.obs_pos = nn.Parameter(torch.zeros(config.num_tokens, width))
+        self.obs_pos = nn.Parameter(torch.zeros(config.patch_tokens, width))
         self.text_pos = nn.Parameter(torch.zeros(config.max_words, width))
         self.stage_queries = nn.Parameter(torch.zeros(config.max_stages, width))  # the final goal's is the last
         self.kinds = nn.Parameter(torch.zeros(3, width))  # query, text, observation
         self.blocks = nn.ModuleList(Block(width, config.num_heads, mlp_ratio=config.mlp_ratio)
                                     for _ in range(config.depth))
         self.norm = nn.LayerNorm(width, eps=1e-6)
-        self.out = nn.Linear(width, config.max_stages * config.latent_dim)  # one head per stage
+        self.out = nn.Linear(width, config.max_stages * config.patch_dim)  # one head per stage
         init_vjepa_weights(self, self.blocks, config.init_std)
         for parameter in (self.obs_pos, self.text_pos, self.stage_queries, self.kinds):
             nn.init.trunc_normal_(parameter, std=config.init_std)
@@ -127,16 +145,32 @@ class LanguageGoalPredictor(nn.Module):
         batch, tokens, dim = self._check(obs_latents, text, text_mask, stages)
         query = (self.stage_queries + self.kinds[0])[None].expand(batch, -1, -1)  # (B, S, W)
         words = self.text_in(text) + self.text_pos[: text.shape[1]] + self.kinds[1]  # (B, L, W)
-        seen = self.obs_in(obs_latents) + self.obs_pos + self.kinds[2]  # (B, N, W)
-        x = torch.cat([query, words, seen], dim=1)  # (B, S + L + N, W)
-        keys = torch.cat([text_mask.new_ones(batch, cfg.max_stages), text_mask, text_mask.new_ones(batch, tokens)],
-                         dim=1)
-        attn_mask = keys[:, None, None]  # (B, 1, 1, S + L + N)
+        seen = self.obs_in(self._patches(obs_latents)) + self.obs_pos + self.kinds[2]  # (B, M, W)
+        x = torch.cat([query, words, seen], dim=1)  # (B, S + L + M, W)
+        keys = torch.cat([text_mask.new_ones(batch, cfg.max_stages), text_mask,
+                          text_mask.new_ones(batch, cfg.patch_tokens)], dim=1)
+        attn_mask = keys[:, None, None]  # (B, 1, 1, S + L + M)
         for block in self.blocks:
             x = block(x, attn_mask=attn_mask)
-        heads = self.out(self.norm(x[:, -tokens:])).view(batch, tokens, cfg.max_stages, dim)  # (B, N, S, D)
-        change = heads[:, :, cfg.max_stages - stages:].transpose(1, 2)  # the last `stages` heads: (B, G, N, D)
+        # only the last `stages` heads (stages are counted back from the final goal)
+        rows = slice((cfg.max_stages - stages) * cfg.patch_dim, None)
+        heads = F.linear(self.norm(x[:, -cfg.patch_tokens:]), self.out.weight[rows], self.out.bias[rows])
+        change = self._unpatch(heads.view(batch, cfg.patch_tokens, stages, cfg.patch_dim).transpose(1, 2))
         return obs_latents[:, None] + change  # (B, G, N, D)
+
+    def _patches(self, latents: Tensor) -> Tensor:
+        """``(B, N, D)`` grid latents -> ``(B, M, patch**2 * D)`` tokens of ``patch x patch`` cells."""
+        cfg, p = self.config, self.config.patch
+        (h, w), batch = cfg.grid_hw, latents.shape[0]
+        x = latents.view(batch, h // p, p, w // p, p, cfg.latent_dim).permute(0, 1, 3, 2, 4, 5)
+        return x.reshape(batch, cfg.patch_tokens, cfg.patch_dim)
+
+    def _unpatch(self, tokens: Tensor) -> Tensor:
+        """``(B, G, M, patch**2 * D)`` -> ``(B, G, N, D)`` on the grid (the inverse of :meth:`_patches`)."""
+        cfg, p = self.config, self.config.patch
+        (h, w), (batch, stages) = cfg.grid_hw, tokens.shape[:2]
+        x = tokens.view(batch, stages, h // p, w // p, p, p, cfg.latent_dim).permute(0, 1, 2, 4, 3, 5, 6)
+        return x.reshape(batch, stages, cfg.num_tokens, cfg.latent_dim)
 
     def _check(self, obs_latents: Tensor, text: Tensor, text_mask: Tensor, stages: int) -> tuple[int, int, int]:
         cfg = self.config

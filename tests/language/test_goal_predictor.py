@@ -10,7 +10,8 @@ import torch
 from jepa_wm.language.goal_predictor import LanguageGoalConfig, LanguageGoalPredictor
 from jepa_wm.language.losses import goal_change, goal_l1, info_nce
 
-CONFIG = LanguageGoalConfig(latent_dim=12, grid_hw=(2, 3), text_dim=10, max_stages=4, width=16, depth=2, num_heads=2)
+CONFIG = LanguageGoalConfig(latent_dim=12, grid_hw=(2, 3), text_dim=10, max_stages=4, patch=1, width=16, depth=2,
+                            num_heads=2)
 
 
 def _inputs(batch: int = 2, words: int = 5, seed: int = 0):
@@ -135,3 +136,17 @@ def test_save_and_load_round_trip(tmp_path) -> None:
     torch.testing.assert_close(loaded(obs, text, mask, 2), predictor.eval()(obs, text, mask, 2))
     with pytest.raises(FileNotFoundError, match="train_language_goals.py"):
         LanguageGoalPredictor.load(tmp_path / "missing.pt")
+
+
+def test_patches_group_squares_of_the_grid_and_come_back() -> None:
+    config = LanguageGoalConfig(latent_dim=3, grid_hw=(4, 2), text_dim=10, patch=2, width=16, depth=1, num_heads=2)
+    predictor = LanguageGoalPredictor(config)
+    grid = torch.arange(4 * 2 * 3, dtype=torch.float32).view(1, 8, 3)  # cell (r, c) is row-major index r * 2 + c
+    patches = predictor._patches(grid)  # (1, 2, 12): the top 2x2 square, then the bottom one
+    assert patches.shape == (1, 2, 12)
+    torch.testing.assert_close(patches[0, 0], grid[0, [0, 1, 2, 3]].flatten())
+    torch.testing.assert_close(predictor._unpatch(patches[:, None]), grid[:, None])
+    text, mask = torch.randn(1, 4, 10), torch.ones(1, 4, dtype=torch.bool)
+    assert predictor(grid, text, mask, stages=3).shape == (1, 3, 8, 3)
+    with pytest.raises(ValueError, match=r"patch \(2\) must divide the grid \(3, 2\)"):
+        LanguageGoalConfig(latent_dim=3, grid_hw=(3, 2), text_dim=10, patch=2)

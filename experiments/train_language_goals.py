@@ -124,7 +124,7 @@ def _check_out(out: Path, run_dir: Path) -> None:
 def _latents(paths: list[str], encoder: Any, max_seeds: int | None, split: str,
              progress: bool) -> tuple[GoalLatentSet, list[dict[str, Any]]]:
     """The cached latents of ``paths`` (encoded where missing) and a summary of each file."""
-    caches, summary = [], []
+    caches, summary, chosen = [], [], []
     for path in paths:
         with GoalEpisodes(path) as episodes:
             if episodes.split != split:
@@ -134,7 +134,8 @@ def _latents(paths: list[str], encoder: Any, max_seeds: int | None, split: str,
                             "seeds": len(seeds), "first_seed": seeds[0] if seeds else None,
                             "last_seed": seeds[-1] if seeds else None})
         caches.append(build_goal_latents(path, encoder, seeds=seeds, progress=progress))
-    data = load_goal_latents(caches)
+        chosen.append(seeds)
+    data = load_goal_latents(caches, seeds=chosen)
     rows_per_file = torch.bincount(torch.tensor(data.sources)[data.seed_index], minlength=len(paths))
     for entry, rows in zip(summary, rows_per_file.tolist(), strict=True):
         entry["instructions"] = rows

@@ -175,15 +175,18 @@ class GoalLatentSet:
         return goal_change(self.goals[rows, -1].float(), self.obs[self.seed_index[rows]].float())
 
 
-def load_goal_latents(cache_paths: Sequence[str | Path], max_stages: int | None = None) -> GoalLatentSet:
+def load_goal_latents(cache_paths: Sequence[str | Path], max_stages: int | None = None,
+                      seeds: Sequence[Sequence[int] | None] | None = None) -> GoalLatentSet:
     """Read caches (one encoder) into one :class:`GoalLatentSet`.
 
     Args:
         cache_paths: files of :func:`build_goal_latents`.
         max_stages: the stage count to align on (default: the most any pair has).
+        seeds: per cache, the seeds to read (``None``: every seed it holds).
 
     Raises:
-        GoalDataError: no cache, an unreadable one, or caches of different encoders.
+        GoalDataError: no cache, an unreadable one, a seed asked for that a cache lacks, or caches of
+            different encoders.
     """
     if not cache_paths:
         raise GoalDataError("no latent cache to read")
@@ -191,7 +194,10 @@ def load_goal_latents(cache_paths: Sequence[str | Path], max_stages: int | None 
     obs: list[np.ndarray] = []
     fingerprints = set()
     sources: list[int] = []
-    for source, path in enumerate(cache_paths):
+    wanted_per_cache = list(seeds) if seeds is not None else [None] * len(cache_paths)
+    if len(wanted_per_cache) != len(cache_paths):
+        raise ValueError(f"seeds must hold one entry per cache ({len(cache_paths)}), got {len(wanted_per_cache)}")
+    for source, (path, wanted) in enumerate(zip(cache_paths, wanted_per_cache, strict=True)):
         try:
             with h5py.File(path, "r") as cache:
                 if cache.attrs.get("format") != FORMAT:
@@ -199,6 +205,12 @@ def load_goal_latents(cache_paths: Sequence[str | Path], max_stages: int | None 
                                         f"{cache.attrs.get('format')!r})")
                 fingerprints.add(str(cache.attrs["encoder_fingerprint"]))
                 names = sorted((n for n in cache if n.startswith(SEED_PREFIX)), key=lambda n: int(n[len(SEED_PREFIX):]))
+                if wanted is not None:
+                    missing = sorted(set(wanted) - {int(n[len(SEED_PREFIX):]) for n in names})
+                    if missing:
+                        raise GoalDataError(f"{path} has no seeds {missing[:5]}{' ...' if len(missing) > 5 else ''}: "
+                                            f"build it for them first")
+                    names = [f"{SEED_PREFIX}{seed}" for seed in sorted(set(wanted))]
                 for name in names:
                     group = cache[name]
                     obs.append(group["obs"][:])

@@ -48,6 +48,9 @@ def test_the_latent_cache_resumes_and_refuses_another_encoder(files, tmp_path):
     with h5py.File(cache) as f:
         assert sorted(n for n in f) == ["seed_0", "seed_1"]
     build_goal_latents(files["train"], encoder, cache, progress=False)  # adds seed 2 only
+    assert load_goal_latents([cache], seeds=[[2, 0]]).seeds == [0, 2]  # only the seeds asked for
+    with pytest.raises(GoalDataError, match="has no seeds \\[5\\]: build it for them first"):
+        load_goal_latents([cache], seeds=[[0, 5]])
     data = load_goal_latents([cache])
     assert data.seeds == [0, 1, 2] and data.tasks == ["pick_place_multi"] * 3
     tokens, dim = encoder.num_patches, encoder.embed_dim

@@ -18,6 +18,7 @@ Examples::
     python experiments/benchmark_text_encoder.py                      # 2 torch threads, batch 32
     python experiments/benchmark_text_encoder.py --threads 1 --repeats 200
     python experiments/benchmark_text_encoder.py --batch 64 --out /tmp/text_encoder.json
+    python experiments/benchmark_text_encoder.py --checkpoint jepa_wm/checkpoints/language_goals_tiny_2cam.pt
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument("--stages", type=int, default=6, help="goal stages predicted (pick_place: 6)")
     parser.add_argument("--grid", type=int, nargs=2, default=(16, 8), help="encoder token grid h w")
     parser.add_argument("--latent-dim", type=int, default=192, help="encoder token width")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="time this language-goal predictor (e.g. the shipped one) instead of a default-size one "
+                             "(its grid and latent width replace --grid and --latent-dim)")
     parser.add_argument("--out", type=Path, default=None, help="also write the figures as JSON here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -100,8 +104,12 @@ def main() -> None:
     load_s = time.perf_counter() - start
     single = instructions(1, args.seed)
     batch = instructions(args.batch, args.seed + 1)
-    predictor = LanguageGoalPredictor(LanguageGoalConfig(latent_dim=args.latent_dim, grid_hw=tuple(args.grid),
-                                                         text_dim=encoder.dim)).eval()
+    if args.checkpoint is not None:
+        predictor, _ = LanguageGoalPredictor.load(args.checkpoint)
+        args.grid, args.latent_dim = list(predictor.config.grid_hw), predictor.config.latent_dim
+    else:
+        predictor = LanguageGoalPredictor(LanguageGoalConfig(latent_dim=args.latent_dim, grid_hw=tuple(args.grid),
+                                                             text_dim=encoder.dim)).eval()
     obs = torch.randn(1, args.grid[0] * args.grid[1], args.latent_dim)  # (1, N, D)
     text = encoder.encode(single)
 

@@ -71,13 +71,13 @@ def run(cfg: DictConfig) -> Path:
     train_files = list(cfg.data.train)
     if not train_files:
         raise ValueError("data.train must name at least one language-goal file")
-    train, summary = _latents(train_files, encoder, cfg.data.max_seeds, "training", cfg.progress)
+    train, summary, train_seeds = _latents(train_files, encoder, cfg.data.max_seeds, "training", cfg.progress)
     templates = {task: resolve_templates(task, "train", (cfg.templates or {}).get(task))
                  for task in sorted(set(train.tasks))}
     train_bank = SentenceBank.build(train.pairs, _row_tasks(train), templates, text_encoder)
     evaluate = None
     if cfg.data.eval is not None:
-        held_out, _ = _latents([cfg.data.eval], encoder, None, "evaluation", cfg.progress)
+        held_out, _, _ = _latents([cfg.data.eval], encoder, None, "evaluation", cfg.progress)
         held_out_templates = {task: TemplateSet.for_task(task, "heldout") for task in set(held_out.tasks)}
         held_out_bank = SentenceBank.build(held_out.pairs, _row_tasks(held_out), held_out_templates, text_encoder)
 
@@ -98,7 +98,8 @@ def run(cfg: DictConfig) -> Path:
                          run_config={"model": settings["model"], "settings": settings}, data_summary=summary,
                          evaluate=evaluate, progress=cfg.progress)
     scores = evaluate(predictor) if evaluate is not None else {}
-    expert = {task: stages for path in train_files for task, stages in expert_stages(path).items()}
+    expert = {task: stages for path, seeds in zip(train_files, train_seeds, strict=True)
+              for task, stages in expert_stages(path, seeds).items()}
     meta = {"encoder_fingerprint": encoder.fingerprint(), "expert_stages": expert, "text_encoder": text_encoder.describe(),
             "text_encoder_fingerprint": text_encoder.fingerprint(), "data": summary, "config": settings,
             "steps": train_config.steps, "run_dir": str(run_dir.resolve()), "held_out_scores": scores}
@@ -122,8 +123,8 @@ def _check_out(out: Path, run_dir: Path) -> None:
 
 
 def _latents(paths: list[str], encoder: Any, max_seeds: int | None, split: str,
-             progress: bool) -> tuple[GoalLatentSet, list[dict[str, Any]]]:
-    """The cached latents of ``paths`` (encoded where missing) and a summary of each file."""
+             progress: bool) -> tuple[GoalLatentSet, list[dict[str, Any]], list[list[int]]]:
+    """The cached latents of ``paths`` (encoded where missing), a summary of each file and the seeds used."""
     caches, summary, chosen = [], [], []
     for path in paths:
         with GoalEpisodes(path) as episodes:
@@ -139,7 +140,7 @@ def _latents(paths: list[str], encoder: Any, max_seeds: int | None, split: str,
     rows_per_file = torch.bincount(torch.tensor(data.sources)[data.seed_index], minlength=len(paths))
     for entry, rows in zip(summary, rows_per_file.tolist(), strict=True):
         entry["instructions"] = rows
-    return data, summary
+    return data, summary, chosen
 
 
 def _row_tasks(data: GoalLatentSet) -> list[str]:

@@ -462,10 +462,11 @@ class GoalEpisodes:
 
 
 
-def expert_stages(path: str | Path) -> dict[str, dict[str, list]]:
+def expert_stages(path: str | Path, seeds: Sequence[int] | None = None) -> dict[str, dict[str, list]]:
     """Per task of the file, what a goal from a sentence lacks and the clean expert shows at its goal stages:
     the stages' names, the median cumulative steps to each (the sub-goal schedule's hints) and the
-    gripper command at each (+1 closed, -1 open: the majority over every instruction of every seed).
+    gripper command at each (+1 closed, -1 open: the majority over every instruction of ``seeds``,
+    default all of the file's).
 
     Returns:
         ``{task: {"names": [G names], "steps": [G ints], "gripper": [G floats]}}`` (``{}`` for an empty file).
@@ -479,7 +480,7 @@ def expert_stages(path: str | Path) -> dict[str, dict[str, list]]:
     gripper_open = StateIntegration().gripper_open
     with GoalEpisodes(path) as data:
         episodes = data._open()[EPISODES]
-        for seed in data.seeds:
+        for seed in data.seeds if seeds is None else seeds:
             for sub in episodes[seed_name(seed)]["goals"].values():
                 names = tuple(str(n) for n in sub.attrs["names"])
                 steps.append(np.asarray(sub.attrs["steps"], dtype=np.int64))

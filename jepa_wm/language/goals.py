@@ -108,7 +108,7 @@ class TextGoals:
                              f"({meta['text_encoder_fingerprint']}, installed: {text_encoder.fingerprint()})")
         task = context.task
         if instruction is not None:
-            instruction = check_sentence(instruction, task)
+            instruction = check_sentence(instruction, task, Scene.of_palette(context.env))
             if templates is not None:
                 raise ValueError("instruction= and language.templates= exclude each other: one sentence, or "
                                  "phrasings drawn per episode")

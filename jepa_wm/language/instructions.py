@@ -97,6 +97,13 @@ class Scene:
         return cls._of(unwrapped, type(env).__name__)
 
     @classmethod
+    def of_palette(cls, env: Any) -> Scene:
+        """Every colour an environment instance can show in any episode (its palettes: e.g.
+        pick_place_multi's ``palette=lang`` has four cube and four pad colours)."""
+        unwrapped = getattr(env, "unwrapped", env)
+        return cls._of(unwrapped, type(unwrapped).__name__)
+
+    @classmethod
     def _of(cls, env: Any, what: str) -> Scene:
         cubes = tuple(getattr(env, "cubes", ()))
         targets = tuple(getattr(env, "pads", ()) or getattr(env, "markers", ()))

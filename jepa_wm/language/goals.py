@@ -24,6 +24,7 @@ gripper-target cost that reads goal images otherwise).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -109,6 +110,7 @@ class TextGoals:
         task = context.task
         if instruction is not None:
             instruction = check_sentence(instruction, task, Scene.of_palette(context.env))
+            _check_names_success(instruction, task, context.env)
             if templates is not None:
                 raise ValueError("instruction= and language.templates= exclude each other: one sentence, or "
                                  "phrasings drawn per episode")
@@ -145,14 +147,8 @@ class TextGoals:
                 raise ValueError("TextGoals has neither templates nor an instruction to take an episode's sentence "
                                  "from; give one, or call goal() with the sentence")
             return self.templates.render(np.random.default_rng(seed), object=object, target=target)
-        task = env.unwrapped.task_name
-        sentence = check_sentence(self.instruction, task, Scene.of_env(env))
-        words = sentence.lower().split()
-        missing = [colour for colour in (object, target) if colour is not None and colour not in words]
-        if missing:
-            raise ValueError(f"instruction {sentence!r} does not name {', '.join(missing)}, but this {task} episode "
-                             f"counts success for the {object} cube on the {target} target: set task.object= and "
-                             f"task.target= to the colours it names")
+        sentence = check_sentence(self.instruction, env.unwrapped.task_name, Scene.of_env(env))
+        _check_names(sentence, env.unwrapped.task_name, (object, target))
         return sentence
 
     def episode_goal(self, env: Any, model: CostModel, obs: Observation, seed: int) -> EpisodeGoal:
@@ -211,3 +207,26 @@ class TextGoals:
             raise ValueError(f"the predicted goal latents of {sentence!r} are not finite")
         return ImageGoal(names, latents.to(z.dtype), None, self.schedule(names, task), self.gripper(names, task))
 
+
+
+def _check_names_success(sentence: str, task: str, env: Any) -> None:
+    """Refuse an instruction for an env whose episodes count success for other colours than it names, or
+    for colours drawn anew each episode (pick_place_multi without ``task.object`` / ``task.target``)."""
+    scene, defaults = Scene.of_palette(env), getattr(env.unwrapped, "default_pair", {})
+    roles = []
+    for role, palette in (("object", scene.objects), ("target", scene.targets)):
+        colour = defaults.get(role) or (palette[0] if len(palette) == 1 else None)
+        if palette and colour is None:
+            raise ValueError(f"instruction= on {task}: its episodes draw the {role} among {', '.join(palette)}, so "
+                             f"success could count another one than the sentence names: set task.{role}= too")
+        roles.append(colour)
+    _check_names(sentence, task, tuple(roles))
+
+
+def _check_names(sentence: str, task: str, roles: tuple[str | None, str | None]) -> None:
+    words = set(re.findall(r"[a-z]+", sentence.lower()))
+    missing = [colour for colour in roles if colour is not None and colour not in words]
+    if missing:
+        raise ValueError(f"instruction {sentence!r} does not name {', '.join(missing)}, but {task} counts success "
+                         f"for the {roles[0] or '-'} object and the {roles[1] or '-'} target: say those colours, or "
+                         f"set task.object= / task.target= to the ones it names")

@@ -63,6 +63,8 @@ def test_a_users_template_file_and_one_instruction(tmp_path, monkeypatch):
     (("task=reach", "instruction=   "), "empty or blank sentence"),
     (("task=pick_place_multi", "task.palette=lang", "task.object=red", "task.target=blue",
       "instruction=put the green cube on the blue pad"), "does not name red"),
+    (("task=pick_place_multi", "task.palette=lang", "instruction=put the green cube on the blue pad"),
+     "set task.object= too"),
     (("task=reach", "language.predictor=missing.pt"), "missing.pt"),
     (("task=reach", "goal=image", "instruction=reach the red marker"), "add goal=text"),
 ])

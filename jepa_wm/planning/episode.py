@@ -4,7 +4,8 @@
 >>> summarize([result])["success_rate"]
 
 Per episode: reset the env with a held-out seed, ask the goal source for the episode's goal (the
-env's goal images, or a sentence: :class:`jepa_wm.protocols.GoalSource`), reset the agent, then ``agent.act(obs)`` and ``env.step(action)`` until the time limit. Success is read from
+env's goal images, or a sentence: :class:`jepa_wm.protocols.GoalSource`), reset the agent, then
+``agent.act(obs)`` and ``env.step(action)`` until the time limit. Success is read from
 ``info["is_success"]`` only after the last step: the agent never sees it and the episode never
 stops early on success.
 """

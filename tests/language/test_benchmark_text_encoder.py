@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from jepa_wm.language.goal_predictor import LanguageGoalConfig, LanguageGoalPredictor
 from tests.helpers import ROOT
 
 
@@ -21,8 +22,6 @@ def test_benchmark_prints_and_writes_every_figure(tmp_path) -> None:
 
 
 def test_benchmark_times_a_saved_predictor_at_its_own_size(tmp_path) -> None:
-    from jepa_wm.language.goal_predictor import LanguageGoalConfig, LanguageGoalPredictor
-
     path = LanguageGoalPredictor(LanguageGoalConfig(latent_dim=6, grid_hw=(2, 4), text_dim=384, width=16, depth=1,
                                                     num_heads=2)).save(tmp_path / "goals.pt")
     run = subprocess.run([sys.executable, str(ROOT / "experiments" / "benchmark_text_encoder.py"), "--threads", "1",

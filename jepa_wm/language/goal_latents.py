@@ -168,12 +168,6 @@ class GoalLatentSet:
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def final_change(self, rows: Tensor) -> Tensor:
-        """``(len(rows), N * D)`` float32 unit vectors: the final goal's change from the first frame."""
-        from jepa_wm.language.losses import goal_change
-
-        return goal_change(self.goals[rows, -1].float(), self.obs[self.seed_index[rows]].float())
-
 
 def load_goal_latents(cache_paths: Sequence[str | Path], max_stages: int | None = None,
                       seeds: Sequence[Sequence[int] | None] | None = None) -> GoalLatentSet:

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from jepa_wm.nn.blocks import Block, init_vjepa_weights
 from jepa_wm.training.checkpoint import atomic_torch_save, load_tagged
+from planners.base import check_positive_int
 
 GOAL_PREDICTOR_FORMAT = "jepa_wm.language_goal_predictor.v1"
 TRAIN_COMMAND = "python experiments/train_language_goals.py"
@@ -73,9 +74,7 @@ class LanguageGoalConfig:
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "text_dim", "max_stages", "max_words", "patch", "width", "depth", "num_heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"LanguageGoalConfig.{name} must be a positive int, got {value!r}")
+            check_positive_int(getattr(self, name), f"LanguageGoalConfig.{name}")
         grid = tuple(self.grid_hw)
         if len(grid) != 2 or any(not isinstance(v, int) or v < 1 for v in grid):
             raise ValueError(f"LanguageGoalConfig.grid_hw must be two positive ints (h, w), got {self.grid_hw!r}")

@@ -24,7 +24,6 @@ gripper-target cost that reads goal images otherwise).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,6 +37,7 @@ from jepa_wm.language.instructions import (
     check_sentence,
     episode_roles,
     resolve_templates,
+    sentence_words,
 )
 from jepa_wm.language.text_encoder import TextEncoder, TokenFeatures, load_text_encoder
 from jepa_wm.planning.goals import ImageGoal, ImageGoals
@@ -125,11 +125,9 @@ class TextGoals:
         """As :meth:`ImageGoals.check_task`; also, without ``steps_per_goal``, the predictor must know the
         expert's steps of a multi-stage ``task``."""
         self.settings.check_task(names, task)
-        if len(names) > 1 and self.settings.steps_per_goal is None:
-            known = self.expert_stages.get(task)
-            if known is None or list(known["names"]) != list(names):
-                raise ValueError(f"goal=text: the language-goal predictor records no expert steps for {task}'s "
-                                 f"goal stages {list(names)}: set goal.steps_per_goal")
+        if len(names) > 1 and self.settings.steps_per_goal is None and self._expert(names, task) is None:
+            raise ValueError(f"goal=text: the language-goal predictor records no expert steps for {task}'s "
+                             f"goal stages {list(names)}: set goal.steps_per_goal")
         if len(names) > self.predictor.config.max_stages:
             raise ValueError(f"goal=text: {task} has {len(names)} goal stages, the predictor knows at most "
                              f"{self.predictor.config.max_stages}")
@@ -172,16 +170,20 @@ class TextGoals:
     def schedule(self, names: Sequence[str], task: str | None = None) -> SubgoalConfig:
         """When to move between the stages ``names`` of ``task``: ``steps_per_goal``, else the expert's steps
         recorded for ``task`` times ``hint_scale`` (by thresholds only when neither is known)."""
-        known = self.expert_stages.get(task) if task is not None else None
-        hints = known["steps"] if known is not None and list(known["names"]) == list(names) else None
-        return self.settings.stage_schedule(names, hints)
+        known = self._expert(names, task)
+        return self.settings.stage_schedule(names, known["steps"] if known is not None else None)
 
     def gripper(self, names: Sequence[str], task: str | None = None) -> tuple[float, ...] | None:
         """The expert's gripper command at each stage ``names`` of ``task`` (``None`` when not recorded)."""
-        known = self.expert_stages.get(task) if task is not None else None
-        if known is None or list(known["names"]) != list(names) or "gripper" not in known:
+        known = self._expert(names, task)
+        if known is None or "gripper" not in known:
             return None
         return tuple(float(g) for g in known["gripper"])
+
+    def _expert(self, names: Sequence[str], task: str | None) -> Mapping[str, Sequence] | None:
+        """What the predictor recorded of the expert at ``task``'s stages, if they are ``names``."""
+        known = self.expert_stages.get(task) if task is not None else None
+        return known if known is not None and list(known["names"]) == list(names) else None
 
     @torch.no_grad()
     def goal(self, model: CostModel, obs: Observation, sentence: str, names: Sequence[str],
@@ -224,7 +226,7 @@ def _check_names_success(sentence: str, task: str, env: Any) -> None:
 
 
 def _check_names(sentence: str, task: str, roles: tuple[str | None, str | None]) -> None:
-    words = set(re.findall(r"[a-z]+", sentence.lower()))
+    words = set(sentence_words(sentence))
     missing = [colour for colour in roles if colour is not None and colour not in words]
     if missing:
         raise ValueError(f"instruction {sentence!r} does not name {', '.join(missing)}, but {task} counts success "

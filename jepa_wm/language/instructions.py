@@ -172,6 +172,11 @@ def episode_roles(env: Any) -> tuple[str | None, str | None]:
     return object, target
 
 
+def sentence_words(sentence: str) -> list[str]:
+    """The lower-case words of ``sentence``, punctuation dropped (how instructions are read for colours)."""
+    return _WORD.findall(sentence.lower())
+
+
 def colour_words() -> frozenset[str]:
     """Words taken to name a colour: :data:`COMMON_COLOURS` and every colour the scenes can draw."""
     from envs.scene import COLORS
@@ -199,7 +204,7 @@ def check_sentence(sentence: str, task: str, scene: Scene | None = None) -> str:
     if not sentence.strip():
         raise ValueError(f"an instruction must name the goal, got an empty or blank sentence {sentence!r}")
     scene = scene if scene is not None else Scene.of_task(task)
-    colours, words = colour_words(), _WORD.findall(sentence.lower())
+    colours, words = colour_words(), sentence_words(sentence)
     for i, word in enumerate(words):
         if word not in colours:
             continue

@@ -38,6 +38,7 @@ from jepa_wm.training.loop import adamw, optimizer_step
 from jepa_wm.training.metrics import MetricsLogger
 from jepa_wm.training.resume import hold_run_dir, resume_latest
 from jepa_wm.training.schedule import WarmupConstantDecay, warmup_constant_decay
+from planners.base import check_positive_int
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ class GoalTrainConfig:
         checkpoint_every: steps between checkpoints; keep_last: checkpoints kept.
         log_every: steps between metrics records (the loss averaged over them).
         eval_every: steps between evaluations on the held-out set (when one is given).
-        seed: batches, phrasings and initialisation.
+        seed: the batches and phrasings drawn, and torch's random state from the first step (the
+            predictor is initialised before, by its builder).
     """
 
     steps: int = 3000
@@ -81,9 +83,7 @@ class GoalTrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "keep_last", "log_every", "eval_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(getattr(self, name), name)
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (InfoNCE contrasts the batch), got {self.batch_size}")
         if not self.nce_weight >= 0 or not self.temperature > 0 or not self.clip_grad > 0:
